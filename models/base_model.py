@@ -1,0 +1,259 @@
+"""The contract every model follows, and the machinery they share: loading/saving (atomic,
+weights_only), exact-resume training state, schedulers, DDP wrapping, visuals and losses."""
+import os
+import random
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from util.util import UsageError, load_checkpoint, save_checkpoint
+
+
+def _clean_key(k):
+    return k.replace('module.', '', 1) if k.startswith('module.') else k.replace('_orig_mod.', '')
+
+
+def rng_state():
+    """Every RNG a training step touches, as tensors/ints so it loads with weights_only=True."""
+    np_state = np.random.get_state()
+    state = {'torch': torch.get_rng_state(), 'python': random.getstate(),
+             'numpy': {'keys': torch.from_numpy(np_state[1].astype(np.int64)), 'pos': int(np_state[2]),
+                       'has_gauss': int(np_state[3]), 'gauss': float(np_state[4])}}
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state['torch'])
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class BaseModel(ABC):
+    """Subclasses fill loss_names/model_names/visual_names/optimizers, create `net<Name>` for each model
+    name, and implement set_input/forward/optimize_parameters."""
+
+    own_loop = False  # True: train.py hands the run to model.train_loop(dataset, visualizer)
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.isTrain = opt.isTrain
+        self.device = opt.device
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        if getattr(opt, 'deterministic', False):
+            torch.backends.cudnn.benchmark = False
+        elif getattr(opt, 'preprocess', '') != 'scale_width':  # variable shapes would re-tune every step
+            torch.backends.cudnn.benchmark = True
+        self.loss_names, self.model_names, self.visual_names = [], [], []
+        self.optimizers, self.schedulers, self.image_paths = [], [], []
+        self.image_pools = {}  # name -> ImagePool, saved in the training state
+        self.metric = 0  # read by the plateau scheduler
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    @abstractmethod
+    def set_input(self, input):
+        """Unpack a batch from the data loader onto the device."""
+
+    @abstractmethod
+    def forward(self):
+        """Run the generator(s); called by optimize_parameters and test."""
+
+    @abstractmethod
+    def optimize_parameters(self):
+        """One training step: losses, gradients, optimizer steps."""
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def nets(self):
+        return [(name, getattr(self, 'net' + name)) for name in self.model_names]
+
+    def load_tag(self):
+        return f'iter_{self.opt.load_iter}' if self.opt.load_iter > 0 else str(self.opt.epoch)
+
+    def setup(self, opt):
+        """Move nets to the device, load weights (test or --continue_train), create schedulers, restore the
+        training state, wrap for DDP. Returns the saved counters on resume, else None."""
+        from . import networks
+        for _, net in self.nets():
+            net.to(self.device)
+        counters = None
+        if not self.isTrain or opt.continue_train:
+            self.load_networks(self.load_tag())
+        if self.isTrain:
+            self.schedulers = [networks.get_scheduler(o, opt) for o in self.optimizers]
+            if opt.continue_train:
+                counters = self.load_train_state(self.load_tag())
+        if self.isTrain and opt.world_size > 1:
+            self._wrap_ddp()
+        self.print_networks(opt.verbose)
+        return counters
+
+    def _wrap_ddp(self):
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ids = [self.device.index] if self.device.type == 'cuda' else None
+        for name, net in self.nets():
+            if any(p.requires_grad for p in net.parameters()):
+                if self.opt.norm == 'syncbatch':
+                    net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                setattr(self, 'net' + name, DDP(net, device_ids=ids, broadcast_buffers=False))
+
+    def eval(self):
+        for _, net in self.nets():
+            net.eval()
+
+    def test(self):
+        with torch.no_grad():
+            self.forward()
+            self.compute_visuals()
+
+    def compute_visuals(self):
+        pass
+
+    def get_image_paths(self):
+        return self.image_paths
+
+    def update_learning_rate(self):
+        old_lr = self.optimizers[0].param_groups[0]['lr']
+        for scheduler in self.schedulers:
+            if self.opt.lr_policy == 'plateau':
+                scheduler.step(self.metric)
+            else:
+                scheduler.step()
+        lr = self.optimizers[0].param_groups[0]['lr']
+        if self.opt.is_main:
+            print(f'learning rate {old_lr:.7f} -> {lr:.7f}')
+
+    def get_current_visuals(self):
+        return OrderedDict((name, getattr(self, name)) for name in self.visual_names if isinstance(name, str))
+
+    def get_current_losses(self):
+        """Floats of the current losses; reading them syncs the device, so call it only when printing."""
+        return OrderedDict((name, float(getattr(self, 'loss_' + name))) for name in self.loss_names)
+
+    # ---- saving / loading ---------------------------------------------------------------------
+    def state_dicts(self):
+        out = {}
+        for name, net in self.nets():
+            net = net.module if hasattr(net, 'module') else net
+            out[name] = OrderedDict((_clean_key(k), v.detach().cpu()) for k, v in net.state_dict().items())
+        return out
+
+    def save_networks(self, which):
+        """Write <which>_net_<Name>.pth as plain state_dicts with the reference's keys (rank 0 only)."""
+        if not self.opt.is_main:
+            return
+        for name, sd in self.state_dicts().items():
+            save_checkpoint(sd, os.path.join(self.save_dir, f'{which}_net_{name}.pth'))
+
+    def load_networks(self, which):
+        from . import networks
+        for name, net in self.nets():
+            net = net.module if hasattr(net, 'module') else net
+            path = os.path.join(self.save_dir, f'{which}_net_{name}.pth')
+            if not os.path.isfile(path):
+                raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '
+                                 '(or drop --continue_train to start a new run)')
+            state_dict = load_checkpoint(path, map_location=self.device)
+            if not isinstance(state_dict, dict):
+                raise UsageError(f'{path} is not a state_dict; save networks with save_networks()')
+            state_dict = OrderedDict((_clean_key(k), v) for k, v in state_dict.items() if k != '_metadata')
+            networks.patch_instance_norm_state_dict(state_dict, net)
+            try:
+                net.load_state_dict(state_dict, strict=True)
+            except RuntimeError:
+                o = self.opt
+                hint = networks.describe_checkpoint_mismatch(
+                    state_dict, netG=o.netG if name.startswith('G') else None, norm=o.norm,
+                    no_dropout=o.no_dropout if name.startswith('G') else None,
+                    input_nc=None, ngf=o.ngf if name.startswith('G') else None)
+                raise UsageError(f'{path} does not fit net{name} built from the current options: {hint}') from None
+            if self.opt.is_main and self.opt.verbose:
+                print(f'loaded {path}')
+
+    def train_state(self, counters):
+        return {'optimizers': [o.state_dict() for o in self.optimizers],
+                'schedulers': [s.state_dict() for s in self.schedulers],
+                'pools': {k: p.state_dict() for k, p in self.image_pools.items()},
+                'counters': dict(counters), 'rng': rng_state()}
+
+    def save_train_state(self, which, counters):
+        """Optimizers, schedulers, image pools, RNGs and loop counters beside the nets, for exact resume."""
+        if self.opt.is_main:
+            save_checkpoint(self.train_state(counters), os.path.join(self.save_dir, f'{which}_train_state.pth'))
+
+    def load_train_state(self, which):
+        path = os.path.join(self.save_dir, f'{which}_train_state.pth')
+        if not os.path.isfile(path):
+            if self.opt.is_main:
+                print(f'note: {path} not found: weights loaded, optimizer/schedule start fresh at '
+                      f'--epoch_count {self.opt.epoch_count}')
+            return None
+        state = load_checkpoint(path, map_location='cpu')
+        for o, s in zip(self.optimizers, state['optimizers']):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, state['schedulers']):
+            sch.load_state_dict(s)
+        for k, s in state['pools'].items():
+            if k in self.image_pools:
+                self.image_pools[k].load_state_dict(s)
+        set_rng_state(state['rng'])
+        return state['counters']
+
+    # ---- shared training pieces ---------------------------------------------------------------
+    def autocast(self):
+        """bf16 autocast when --amp is on (a no-op context otherwise)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(getattr(self.opt, 'amp', False)))
+
+    def check_input_size(self, tensor):
+        """A U-Net needs sides divisible by 2^downs; say so instead of failing deep inside torch.cat."""
+        from . import networks
+        h, w = tensor.shape[-2:]
+        if (h, w) == getattr(self, '_checked_size', None):
+            return
+        m = networks.required_multiple(self.opt.netG)
+        if h % m or w % m:
+            raise UsageError(f'--netG {self.opt.netG} needs image sides that are multiples of {m}, got {h}x{w}; '
+                             f'use --preprocess resize_and_crop or crop with --crop_size {m * max(1, h // m)}, '
+                             'or a resnet generator')
+        self._checked_size = (h, w)
+
+    def backward_D_basic(self, netD, real, fake):
+        """Half the real+fake GAN loss (plus the gradient penalty for wgangp); returns the loss after backward."""
+        from . import networks
+        with self.autocast():
+            loss_real = self.criterionGAN(netD(real), True)
+            loss_fake = self.criterionGAN(netD(fake.detach()), False)
+        loss = (loss_real + loss_fake) * 0.5
+        if self.opt.gan_mode == 'wgangp':
+            gp, _ = networks.cal_gradient_penalty(netD, real, fake.detach(), self.device, lambda_gp=self.opt.lambda_gp)
+            loss = loss + gp
+        loss.backward()
+        return loss, loss_real, loss_fake
+
+    # ---- misc ---------------------------------------------------------------------------------
+    def print_networks(self, verbose=False):
+        if not self.opt.is_main:
+            return
+        print('---------- Networks initialized -------------')
+        for name, net in self.nets():
+            n = sum(p.numel() for p in net.parameters())
+            if verbose:
+                print(net)
+            print(f'[Network {name}] Total number of parameters : {n / 1e6:.3f} M')
+        print('-----------------------------------------------')
+
+    @staticmethod
+    def set_requires_grad(nets, requires_grad=False):
+        for net in nets if isinstance(nets, (list, tuple)) else [nets]:
+            if net is not None:
+                for p in net.parameters():
+                    p.requires_grad = requires_grad

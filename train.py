@@ -1,0 +1,148 @@
+"""Train any model: python train.py --dataroot DATA --name NAME --model MODEL [options].
+
+The epoch loop follows pytorch-CycleGAN-and-pix2pix; on top of it, --continue_train resumes exactly
+(weights, optimizers, schedulers, counters, RNGs, image pools) and Ctrl-C/SIGTERM save a resumable
+`latest` state before exiting.
+"""
+import glob
+import math
+import os
+import signal
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from data import create_dataset
+from models import create_model
+from options.train_options import TrainOptions
+from util.util import UsageError, run_cli, seed_everything
+from util.visualizer import Visualizer
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent."""
+
+    def __init__(self):
+        self.signum = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f'\n{signal.Signals(signum).name} received: saving a resumable latest state, then exiting', flush=True)
+
+
+def crossed(total, step, freq):
+    """True when `total` passed a multiple of `freq` during the last `step` items."""
+    return total // freq > (total - step) // freq
+
+
+def init_distributed(opt):
+    if opt.world_size > 1 and not torch.distributed.is_initialized():
+        backend = 'nccl' if opt.device.type == 'cuda' else 'gloo'
+        if opt.device.type == 'cuda':
+            torch.cuda.set_device(opt.device)
+        torch.distributed.init_process_group(backend=backend)
+        if opt.is_main:
+            print(f'distributed: {opt.world_size} processes ({backend}), effective batch size '
+                  f'{opt.batch_size * opt.world_size}')
+
+
+def check_fresh_run(opt):
+    """Never overwrite a trained model by accident: an existing name needs --continue_train."""
+    saved = glob.glob(os.path.join(opt.checkpoints_dir, opt.name, '*_net_*.pth'))
+    if saved and not opt.continue_train:
+        raise UsageError(f'{os.path.join(opt.checkpoints_dir, opt.name)} already holds a trained model; '
+                         'pass --continue_train to resume it, or choose another --name')
+
+
+def check_finite(losses, where, opt):
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        raise UsageError(f'non-finite loss {bad} at {where}; the last saved state in '
+                         f'{os.path.join(opt.checkpoints_dir, opt.name)} is untouched: resume it with '
+                         '--continue_train and a lower --lr, or another --gan_mode')
+
+
+def main(args=None):
+    opt = TrainOptions().parse(args)
+    init_distributed(opt)
+    if opt.seed is not None:
+        seed_everything(opt.seed, opt.deterministic)
+    check_fresh_run(opt)
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    counters = model.setup(opt)
+    visualizer = Visualizer(opt)
+    if opt.is_main:
+        print(f'The number of training images = {len(dataset)}')
+    if model.own_loop:
+        model.train_loop(dataset, visualizer)
+        return
+    stop = StopFlag()
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    start_epoch, skip, total_iters = opt.epoch_count, 0, 0
+    if counters:
+        start_epoch, skip, total_iters = counters['epoch'], counters['epoch_iter'], counters['total_iters']
+        if opt.is_main:
+            print(f'resuming at epoch {start_epoch}, iteration {skip} of that epoch ({total_iters} in total)')
+
+    def save(which, epoch, epoch_iter):
+        model.save_networks(which)
+        model.save_train_state(which, {'epoch': epoch, 'epoch_iter': epoch_iter, 'total_iters': total_iters})
+
+    for epoch in range(start_epoch, last_epoch + 1):
+        epoch_start = iter_data_time = time.time()
+        epoch_iter = skip
+        visualizer.reset()
+        dataset.set_epoch(epoch)
+        bar = tqdm(dataset.iterate(skip=skip), total=len(dataset), initial=skip, unit='img', unit_scale=opt.batch_size,
+                   desc=f'epoch {epoch}/{last_epoch}', disable=not opt.is_main, leave=False, dynamic_ncols=True)
+        skip = 0
+        for data in bar:
+            iter_start = time.time()
+            t_data = iter_start - iter_data_time
+            bs = len(next(iter(v for v in data.values() if torch.is_tensor(v))))
+            total_iters += bs * opt.world_size
+            epoch_iter += bs
+            model.set_input(data)
+            model.optimize_parameters()
+            if crossed(total_iters, bs * opt.world_size, opt.display_freq):
+                model.compute_visuals()
+                visualizer.display_current_results(model.get_current_visuals(), epoch,
+                                                   crossed(total_iters, bs * opt.world_size, opt.update_html_freq))
+            if crossed(total_iters, bs * opt.world_size, opt.print_freq):
+                losses = model.get_current_losses()
+                check_finite(losses, f'epoch {epoch}, iteration {epoch_iter}', opt)
+                t_comp = (time.time() - iter_start) / bs
+                visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
+                visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(dataset)), losses)
+            if crossed(total_iters, bs * opt.world_size, opt.save_latest_freq):
+                which = f'iter_{total_iters}' if opt.save_by_iter else 'latest'
+                if opt.is_main:
+                    tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
+                save(which, epoch, epoch_iter)
+            if stop.signum is not None:
+                save('latest', epoch, epoch_iter)
+                sys.exit(128 + stop.signum)
+            iter_data_time = time.time()
+        bar.close()
+        check_finite(model.get_current_losses(), f'the end of epoch {epoch}', opt)
+        model.update_learning_rate()
+        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+            if opt.is_main:
+                print(f'saving the model at the end of epoch {epoch}, iters {total_iters}')
+            save('latest', epoch + 1, 0)
+            save(epoch, epoch + 1, 0)
+        if opt.is_main:
+            print(f'End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec')
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,112 @@
+"""Small helpers shared by every model: user errors, atomic writes, safe loading, image conversion."""
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+
+class UsageError(Exception):
+    """A problem with the user's input. Entry points print it as one line and exit non-zero."""
+
+
+def mkdirs(*paths):
+    for p in paths:
+        os.makedirs(p, exist_ok=True)
+
+
+def atomic_write(path, write_fn, mode='wb'):
+    """Write through a temp file in the same folder, then rename, so a crash never leaves half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    except OSError as e:
+        raise UsageError(f'cannot write {path}: {e.strerror}; check the folder exists and is writable') from e
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise UsageError(f'cannot write {path}: {e.strerror}; check free disk space and permissions') from e
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def save_checkpoint(obj, path):
+    """torch.save, atomically."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path, map_location='cpu', safe_globals=()):
+    """torch.load with weights_only=True; `safe_globals` allow-lists extra classes (e.g. argparse.Namespace)."""
+    if not os.path.isfile(path):
+        raise UsageError(f'checkpoint not found: {path}; check --name/--checkpoints_dir/--epoch or the file path')
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle errors, truncated files, code-carrying pickles
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if 'Unsupported global' in str(e) or 'weights_only' in str(e):
+            raise UsageError(f'refusing to load {path}: it holds Python objects beyond tensors ({msg[:160]}); '
+                             'only plain weight files are loaded') from e
+        raise UsageError(f'cannot read checkpoint {path} ({msg[:160]}); the file is corrupt or not a PyTorch checkpoint') from e
+
+
+def tensor2im(input_image, imtype=np.uint8):
+    """First image of a [-1,1] batch tensor -> HxWx3 uint8 array (1 channel is tiled to 3)."""
+    if isinstance(input_image, np.ndarray):
+        return input_image
+    image = input_image.detach()[0].float().cpu().clamp(-1, 1)
+    if image.shape[0] == 1:
+        image = image.repeat(3, 1, 1)
+    image = (image.permute(1, 2, 0).numpy() + 1) / 2.0 * 255.0
+    return image.astype(imtype)
+
+
+def save_image(image_numpy, image_path, aspect_ratio=1.0):
+    """Save an HxWxC uint8 array as an image (atomically), optionally stretching by aspect_ratio (w/h)."""
+    import cv2
+    h, w = image_numpy.shape[:2]
+    if aspect_ratio > 1.0:
+        image_numpy = cv2.resize(image_numpy, (int(w * aspect_ratio), h), interpolation=cv2.INTER_CUBIC)
+    elif aspect_ratio < 1.0:
+        image_numpy = cv2.resize(image_numpy, (w, int(h / aspect_ratio)), interpolation=cv2.INTER_CUBIC)
+    if image_numpy.ndim == 3 and image_numpy.shape[2] == 3:
+        image_numpy = cv2.cvtColor(image_numpy, cv2.COLOR_RGB2BGR)
+    ext = os.path.splitext(image_path)[1] or '.png'
+    ok, buf = cv2.imencode(ext, image_numpy)
+    if not ok:
+        raise UsageError(f'cannot encode image {image_path}; use a .png or .jpg name')
+    atomic_write(image_path, lambda f: f.write(buf.tobytes()))
+
+
+def run_cli(main):
+    """Run an entry point: a UsageError becomes one `error: ...` line on stderr and exit code 2."""
+    import sys
+    try:
+        main()
+    except UsageError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
+
+
+def seed_everything(seed, deterministic=False):
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
