@@ -22,12 +22,17 @@ from util.visualizer import Visualizer
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent."""
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent.
+    A context manager, so the previous handlers come back when training ends."""
 
-    def __init__(self):
+    def __enter__(self):
         self.signum = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
         if self.signum is not None:  # second Ctrl-C: stop now
@@ -82,8 +87,14 @@ def main(args=None):
         print(f'The number of training images = {len(dataset)}')
     if model.own_loop:
         model.train_loop(dataset, visualizer)
-        return
-    stop = StopFlag()
+    else:
+        with StopFlag() as stop:
+            train_epochs(opt, dataset, model, visualizer, counters, stop)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def train_epochs(opt, dataset, model, visualizer, counters, stop):
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     start_epoch, skip, total_iters = opt.epoch_count, 0, 0
     if counters:
@@ -140,8 +151,6 @@ def main(args=None):
             save(epoch, epoch + 1, 0)
         if opt.is_main:
             print(f'End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec')
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -137,7 +137,8 @@ class BaseModel(ABC):
 
     def get_current_losses(self):
         """Floats of the current losses; reading them syncs the device, so call it only when printing."""
-        return OrderedDict((name, float(getattr(self, 'loss_' + name))) for name in self.loss_names)
+        losses = ((name, getattr(self, 'loss_' + name)) for name in self.loss_names)
+        return OrderedDict((name, float(v.detach()) if torch.is_tensor(v) else float(v)) for name, v in losses)
 
     # ---- saving / loading ---------------------------------------------------------------------
     def state_dicts(self):
@@ -202,6 +203,10 @@ class BaseModel(ABC):
             o.load_state_dict(s)
         for sch, s in zip(self.schedulers, state['schedulers']):
             sch.load_state_dict(s)
+            if isinstance(sch, torch.optim.lr_scheduler.LambdaLR):
+                # the linear rule depends on --n_epochs/--n_epochs_decay, which a resumed run may extend
+                for group, base, rule in zip(sch.optimizer.param_groups, sch.base_lrs, sch.lr_lambdas):
+                    group['lr'] = base * rule(sch.last_epoch)
         for k, s in state['pools'].items():
             if k in self.image_pools:
                 self.image_pools[k].load_state_dict(s)

@@ -1,0 +1,130 @@
+"""Dataset modes by name (`--dataset_mode foo` -> data/foo_dataset.py, class FooDataset) and the loader.
+
+To add a mode, copy data/template_dataset.py to data/<name>_dataset.py and rename the class.
+"""
+import glob
+import importlib
+import itertools
+import os
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, default_collate
+
+from data.base_dataset import BaseDataset
+from util.util import UsageError
+
+
+def available_modes():
+    """Mode names, from the data/*_dataset.py files."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    names = (os.path.basename(p)[:-len('_dataset.py')] for p in glob.glob(os.path.join(folder, '*_dataset.py')))
+    return sorted(n for n in names if n != 'base')
+
+
+def find_dataset_using_name(dataset_name):
+    """The BaseDataset subclass in data/<name>_dataset.py whose lowercased name is '<name without _>dataset'."""
+    modes = available_modes()
+    if dataset_name not in modes:
+        raise UsageError(f'unknown --dataset_mode {dataset_name}; available modes: {", ".join(modes)}')
+    module = importlib.import_module(f'data.{dataset_name}_dataset')
+    target = dataset_name.replace('_', '') + 'dataset'
+    for name, cls in vars(module).items():
+        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
+            return cls
+    raise UsageError(f'data/{dataset_name}_dataset.py defines no BaseDataset subclass named {target} '
+                     '(case-insensitive); name the class after the file, as data/template_dataset.py does')
+
+
+def get_option_setter(dataset_name):
+    return find_dataset_using_name(dataset_name).modify_commandline_options
+
+
+def create_dataset(opt):
+    """The loader for opt.dataset_mode: `for data in create_dataset(opt)` gives collated batches."""
+    return CustomDatasetDataLoader(opt)
+
+
+class CustomDatasetDataLoader:
+    """A DataLoader over the chosen dataset that re-raises dataset UsageErrors unwrapped, even from workers."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+        if getattr(opt, 'is_main', True):
+            print(f'dataset [{type(self.dataset).__name__}] was created ({len(self.dataset)} samples)')
+        workers = opt.num_threads
+        if workers > 0 and getattr(opt, 'cache_images', False):
+            self.dataset.preload_cache(workers)  # decoded once here; forked workers share the arrays
+        guarded = _Guarded(self.dataset)
+        self.sampler = None  # the DistributedSampler under DDP
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            self.sampler = order = DistributedSampler(guarded, shuffle=not opt.serial_batches,
+                                                      seed=getattr(opt, 'seed', None) or 0)
+        else:
+            order = SequentialSampler(guarded) if opt.serial_batches else RandomSampler(guarded)
+        self._order = _SkipSampler(order)
+        device = torch.device(getattr(opt, 'device', 'cpu'))
+        self.dataloader = DataLoader(
+            guarded, batch_size=opt.batch_size, sampler=self._order, num_workers=workers, collate_fn=_collate,
+            drop_last=False, pin_memory=device.type == 'cuda', persistent_workers=workers > 0)
+
+    def set_epoch(self, epoch):
+        """Reshuffle the distributed shards per epoch (a no-op without DDP)."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        return int(min(len(self.dataset), self.opt.max_dataset_size))
+
+    def __iter__(self):
+        return self.iterate()
+
+    def iterate(self, skip=0):
+        """The batches of one epoch without its first `skip` samples, which are never read (mid-epoch resume)."""
+        self._order.skip = skip
+        for i, data in enumerate(self.dataloader):
+            if isinstance(data, _Failure):
+                raise UsageError(data.message)
+            if skip + i * self.opt.batch_size >= self.opt.max_dataset_size:
+                break
+            yield data
+
+
+class _SkipSampler(Sampler):
+    """Another sampler's order, less its first `skip` indices."""
+
+    def __init__(self, order):
+        self.order, self.skip = order, 0
+
+    def __iter__(self):
+        return itertools.islice(iter(self.order), self.skip, None)
+
+    def __len__(self):
+        return max(0, len(self.order) - self.skip)
+
+
+class _Failure:
+    """A UsageError carried as data: torch would re-raise it from a worker with a multi-line traceback."""
+
+    def __init__(self, message):
+        self.message = message
+
+
+class _Guarded(torch.utils.data.Dataset):
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except UsageError as e:
+            return _Failure(str(e))
+
+
+def _collate(batch):
+    failure = next((item for item in batch if isinstance(item, _Failure)), None)
+    return failure if failure is not None else default_collate(batch)

@@ -1,0 +1,27 @@
+"""One domain for inference: every image under dataroot (no phase subfolder), or a single image file."""
+import os
+
+from data.base_dataset import BaseDataset, get_transform, require_dataroot
+from data.image_folder import is_image_file, make_dataset
+
+
+class SingleDataset(BaseDataset):
+
+    def __init__(self, opt):
+        BaseDataset.__init__(self, opt)
+        if opt.dataroot and os.path.isfile(opt.dataroot) and is_image_file(opt.dataroot):
+            self.A_paths = [opt.dataroot]
+        else:
+            self.A_paths = make_dataset(require_dataroot(opt), opt.max_dataset_size)
+        input_nc = opt.output_nc if opt.direction == 'BtoA' else opt.input_nc
+        self.transform = get_transform(opt, grayscale=input_nc == 1)
+
+    def image_files(self):
+        return self.A_paths
+
+    def __getitem__(self, index):
+        path = self.A_paths[index]
+        return {'A': self.transform(self.load_image(path), path), 'A_paths': path}
+
+    def __len__(self):
+        return len(self.A_paths)

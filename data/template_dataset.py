@@ -1,0 +1,35 @@
+"""A small working dataset mode to copy when writing your own (`--dataset_mode template`).
+
+To make `--dataset_mode foo`: copy this file to data/foo_dataset.py and rename the class FooDataset.
+It reads dataroot/<phase>, where each image holds an A|B pair side by side, and returns tensors in [-1, 1].
+"""
+from data.base_dataset import BaseDataset, get_params, get_transform, phase_folder
+from data.image_folder import make_dataset
+
+
+class TemplateDataset(BaseDataset):
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        """Add options with parser.add_argument and change defaults with parser.set_defaults here."""
+        return parser
+
+    def __init__(self, opt):
+        BaseDataset.__init__(self, opt)  # stores self.opt and self.root
+        self.image_paths = make_dataset(phase_folder(opt), opt.max_dataset_size)
+
+    def image_files(self):
+        """Lets --cache_images decode every file once, before the loader workers start."""
+        return self.image_paths
+
+    def __getitem__(self, index):
+        path = self.image_paths[index]
+        image = self.load_image(path)  # HxWx3 uint8 RGB, cached with --cache_images
+        w2 = image.shape[1] // 2
+        params = get_params(self.opt, (w2, image.shape[0]))  # the same crop and flip for A and B
+        transform = get_transform(self.opt, params)
+        return {'A': transform(image[:, :w2], path), 'B': transform(image[:, w2:], path),
+                'A_paths': path, 'B_paths': path}
+
+    def __len__(self):
+        return len(self.image_paths)
