@@ -6,10 +6,11 @@ import glob
 import importlib
 import itertools
 import os
+import random
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, default_collate
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, default_collate
 
 from data.base_dataset import BaseDataset
 from util.util import UsageError
@@ -57,20 +58,20 @@ class CustomDatasetDataLoader:
         if workers > 0 and getattr(opt, 'cache_images', False):
             self.dataset.preload_cache(workers)  # decoded once here; forked workers share the arrays
         guarded = _Guarded(self.dataset)
+        seed = getattr(opt, 'seed', None)
+        base = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         self.sampler = None  # the DistributedSampler under DDP
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            self.sampler = order = DistributedSampler(guarded, shuffle=not opt.serial_batches,
-                                                      seed=getattr(opt, 'seed', None) or 0)
-        else:
-            order = SequentialSampler(guarded) if opt.serial_batches else RandomSampler(guarded)
-        self._order = _SkipSampler(order)
+            self.sampler = DistributedSampler(guarded, shuffle=not opt.serial_batches, seed=base)
+        self._order = _EpochOrder(len(guarded), not opt.serial_batches, base, self.sampler)
         device = torch.device(getattr(opt, 'device', 'cpu'))
         self.dataloader = DataLoader(
             guarded, batch_size=opt.batch_size, sampler=self._order, num_workers=workers, collate_fn=_collate,
             drop_last=False, pin_memory=device.type == 'cuda', persistent_workers=workers > 0)
 
     def set_epoch(self, epoch):
-        """Reshuffle the distributed shards per epoch (a no-op without DDP)."""
+        """The epoch fixes the shuffle and every item's augmentation (and the DDP shards)."""
+        self._order.epoch = epoch
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
 
@@ -91,17 +92,30 @@ class CustomDatasetDataLoader:
             yield data
 
 
-class _SkipSampler(Sampler):
-    """Another sampler's order, less its first `skip` indices."""
+class _EpochOrder(Sampler):
+    """One epoch's indices, less the first `skip`, each as (index, seed). The order and every item's
+    augmentation depend only on (base seed, epoch, index), never on the global RNGs, so a run resumed
+    in the middle of an epoch sees exactly the batches the uninterrupted run saw."""
 
-    def __init__(self, order):
-        self.order, self.skip = order, 0
+    def __init__(self, n, shuffle, base, distributed=None):
+        self.n, self.shuffle, self.base, self.distributed = n, shuffle, base, distributed
+        self.epoch, self.skip = 0, 0
+
+    def indices(self):
+        if self.distributed is not None:
+            return list(self.distributed)
+        if not self.shuffle:
+            return range(self.n)
+        g = torch.Generator().manual_seed(hash((self.base, self.epoch)) & 0x7FFFFFFFFFFFFFFF)
+        return torch.randperm(self.n, generator=g).tolist()
 
     def __iter__(self):
-        return itertools.islice(iter(self.order), self.skip, None)
+        for i in itertools.islice(self.indices(), self.skip, None):
+            yield i, hash((self.base, self.epoch, i))
 
     def __len__(self):
-        return max(0, len(self.order) - self.skip)
+        total = len(self.distributed) if self.distributed is not None else self.n
+        return max(0, total - self.skip)
 
 
 class _Failure:
@@ -118,11 +132,16 @@ class _Guarded(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index, seed = key
+        state = random.getstate()  # the item's own RNG; the caller's stream is left as it was
+        random.seed(seed)
         try:
             return self.dataset[index]
         except UsageError as e:
             return _Failure(str(e))
+        finally:
+            random.setstate(state)
 
 
 def _collate(batch):

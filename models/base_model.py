@@ -80,22 +80,37 @@ class BaseModel(ABC):
         return f'iter_{self.opt.load_iter}' if self.opt.load_iter > 0 else str(self.opt.epoch)
 
     def setup(self, opt):
-        """Move nets to the device, load weights (test or --continue_train), create schedulers, restore the
-        training state, wrap for DDP. Returns the saved counters on resume, else None."""
+        """Move nets to the device, load weights (test or --continue_train), restore the training state,
+        create schedulers, wrap for DDP. Returns the saved loop counters on resume, else None."""
         from . import networks
         for _, net in self.nets():
             net.to(self.device)
-        counters = None
         if not self.isTrain or opt.continue_train:
             self.load_networks(self.load_tag())
+        state = self.read_train_state(self.load_tag()) if self.isTrain and opt.continue_train else None
+        if state is not None:
+            # The linear rule counts epochs from --epoch_count, so resuming sets it from the saved counters
+            # (a hand-given --epoch_count would count the finished epochs twice).
+            if opt.epoch_count not in (1, state['counters']['epoch']) and opt.is_main:
+                print(f'note: --epoch_count {opt.epoch_count} ignored: the saved state resumes at epoch '
+                      f'{state["counters"]["epoch"]}')
+            opt.epoch_count = state['counters']['epoch']
+            for o, s in zip(self.optimizers, state['optimizers']):
+                o.load_state_dict(s)
         if self.isTrain:
             self.schedulers = [networks.get_scheduler(o, opt) for o in self.optimizers]
-            if opt.continue_train:
-                counters = self.load_train_state(self.load_tag())
+        if state is not None:
+            for sch, s in zip(self.schedulers, state['schedulers']):
+                if not isinstance(sch, torch.optim.lr_scheduler.LambdaLR):  # LambdaLR is fixed by epoch_count
+                    sch.load_state_dict(s)
+            for k, s in state['pools'].items():
+                if k in self.image_pools:
+                    self.image_pools[k].load_state_dict(s)
+            set_rng_state(state['rng'])
         if self.isTrain and opt.world_size > 1:
             self._wrap_ddp()
         self.print_networks(opt.verbose)
-        return counters
+        return state['counters'] if state is not None else None
 
     def _wrap_ddp(self):
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -171,11 +186,7 @@ class BaseModel(ABC):
             try:
                 net.load_state_dict(state_dict, strict=True)
             except RuntimeError:
-                o = self.opt
-                hint = networks.describe_checkpoint_mismatch(
-                    state_dict, netG=o.netG if name.startswith('G') else None, norm=o.norm,
-                    no_dropout=o.no_dropout if name.startswith('G') else None,
-                    input_nc=None, ngf=o.ngf if name.startswith('G') else None)
+                hint = networks.describe_checkpoint_mismatch(state_dict, net=net)
                 raise UsageError(f'{path} does not fit net{name} built from the current options: {hint}') from None
             if self.opt.is_main and self.opt.verbose:
                 print(f'loaded {path}')
@@ -191,27 +202,14 @@ class BaseModel(ABC):
         if self.opt.is_main:
             save_checkpoint(self.train_state(counters), os.path.join(self.save_dir, f'{which}_train_state.pth'))
 
-    def load_train_state(self, which):
+    def read_train_state(self, which):
         path = os.path.join(self.save_dir, f'{which}_train_state.pth')
         if not os.path.isfile(path):
             if self.opt.is_main:
                 print(f'note: {path} not found: weights loaded, optimizer/schedule start fresh at '
                       f'--epoch_count {self.opt.epoch_count}')
             return None
-        state = load_checkpoint(path, map_location='cpu')
-        for o, s in zip(self.optimizers, state['optimizers']):
-            o.load_state_dict(s)
-        for sch, s in zip(self.schedulers, state['schedulers']):
-            sch.load_state_dict(s)
-            if isinstance(sch, torch.optim.lr_scheduler.LambdaLR):
-                # the linear rule depends on --n_epochs/--n_epochs_decay, which a resumed run may extend
-                for group, base, rule in zip(sch.optimizer.param_groups, sch.base_lrs, sch.lr_lambdas):
-                    group['lr'] = base * rule(sch.last_epoch)
-        for k, s in state['pools'].items():
-            if k in self.image_pools:
-                self.image_pools[k].load_state_dict(s)
-        set_rng_state(state['rng'])
-        return state['counters']
+        return load_checkpoint(path, map_location='cpu')
 
     # ---- shared training pieces ---------------------------------------------------------------
     def autocast(self):
@@ -219,17 +217,12 @@ class BaseModel(ABC):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(getattr(self.opt, 'amp', False)))
 
     def check_input_size(self, tensor):
-        """A U-Net needs sides divisible by 2^downs; say so instead of failing deep inside torch.cat."""
+        """A U-Net needs sides divisible by 2^downs: say so instead of failing deep inside torch.cat."""
         from . import networks
-        h, w = tensor.shape[-2:]
-        if (h, w) == getattr(self, '_checked_size', None):
-            return
-        m = networks.required_multiple(self.opt.netG)
-        if h % m or w % m:
-            raise UsageError(f'--netG {self.opt.netG} needs image sides that are multiples of {m}, got {h}x{w}; '
-                             f'use --preprocess resize_and_crop or crop with --crop_size {m * max(1, h // m)}, '
-                             'or a resnet generator')
-        self._checked_size = (h, w)
+        size = tuple(tensor.shape[-2:])
+        if size != getattr(self, '_checked_size', None):
+            networks.check_input_size(self.opt.netG, *size)
+            self._checked_size = size
 
     def backward_D_basic(self, netD, real, fake):
         """Half the real+fake GAN loss (plus the gradient penalty for wgangp); returns the loss after backward."""

@@ -101,7 +101,7 @@ def test_resume_is_bit_exact(dirs):
             '--n_epochs', '1', '--n_epochs_decay', '1'] + RESNET + TINY + d
     run_train(base + ['--name', 'full'])
     run_train(base + ['--name', 'half', '--n_epochs_decay', '0'])
-    run_train(base + ['--name', 'half', '--continue_train'])
+    run_train(base + ['--name', 'half', '--continue_train', '--epoch_count', '2'])  # as the reference advises
     for n in ['G_A', 'G_B', 'D_A', 'D_B']:
         a = weights(tmp / 'ck' / 'full' / f'latest_net_{n}.pth')
         b = weights(tmp / 'ck' / 'half' / f'latest_net_{n}.pth')
@@ -195,3 +195,11 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().startswith('error: unknown --model') and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import stat
+    from util.util import atomic_write
+    atomic_write(str(tmp_path / 'f.txt'), lambda f: f.write('x'), mode='w')
+    mode = stat.S_IMODE(os.stat(tmp_path / 'f.txt').st_mode)
+    assert mode & 0o044 == 0o044 or os.umask(os.umask(0)) & 0o044  # readable by others unless umask forbids

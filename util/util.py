@@ -6,6 +6,10 @@ import numpy as np
 import torch
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class UsageError(Exception):
     """A problem with the user's input. Entry points print it as one line and exit non-zero."""
 
@@ -28,6 +32,7 @@ def atomic_write(path, write_fn, mode='wb'):
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual permissions
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)
