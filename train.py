@@ -79,11 +79,11 @@ def main(args=None):
     if opt.seed is not None:
         seed_everything(opt.seed, opt.deterministic)
     check_fresh_run(opt)
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt) if opt.dataset_mode else None  # e.g. nada samples its own latents
     model = create_model(opt)
     counters = model.setup(opt)
     visualizer = Visualizer(opt)
-    if opt.is_main:
+    if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
     if model.own_loop:
         model.train_loop(dataset, visualizer)
@@ -112,7 +112,8 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
         visualizer.reset()
         dataset.set_epoch(epoch)
         bar = tqdm(dataset.iterate(skip=skip), total=len(dataset), initial=skip, unit='img', unit_scale=opt.batch_size,
-                   desc=f'epoch {epoch}/{last_epoch}', disable=not opt.is_main, leave=False, dynamic_ncols=True)
+                   desc=f'epoch {epoch}/{last_epoch}', disable=not opt.is_main, leave=False, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 60)
         skip = 0
         for data in bar:
             iter_start = time.time()
