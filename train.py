@@ -5,7 +5,6 @@ The epoch loop follows pytorch-CycleGAN-and-pix2pix; on top of it, --continue_tr
 `latest` state before exiting.
 """
 import glob
-import math
 import os
 import signal
 import sys
@@ -65,14 +64,6 @@ def check_fresh_run(opt):
                          'pass --continue_train to resume it, or choose another --name')
 
 
-def check_finite(losses, where, opt):
-    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-    if bad:
-        raise UsageError(f'non-finite loss {bad} at {where}; the last saved state in '
-                         f'{os.path.join(opt.checkpoints_dir, opt.name)} is untouched: resume it with '
-                         '--continue_train and a lower --lr, or another --gan_mode')
-
-
 def main(args=None):
     opt = TrainOptions().parse(args)
     init_distributed(opt)
@@ -91,12 +82,22 @@ def main(args=None):
         with StopFlag() as stop:
             train_epochs(opt, dataset, model, visualizer, counters, stop)
     if torch.distributed.is_initialized():
+        check_ranks_in_sync(model, opt)
         torch.distributed.destroy_process_group()
+
+
+def check_ranks_in_sync(model, opt):
+    """Data-parallel ranks must end with identical weights; compare a checksum once, at the end."""
+    total = sum(float(p.detach().double().abs().sum()) for _, net in model.nets() for p in net.parameters())
+    sums = [None] * opt.world_size
+    torch.distributed.all_gather_object(sums, total)
+    if opt.is_main:
+        print(f'ranks in sync: {"yes" if len(set(sums)) == 1 else "NO " + str(sums)}')
 
 
 def train_epochs(opt, dataset, model, visualizer, counters, stop):
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    start_epoch, skip, total_iters = opt.epoch_count, 0, 0
+    start_epoch, skip, total_iters, skipped = opt.epoch_count, 0, 0, 0
     if counters:
         start_epoch, skip, total_iters = counters['epoch'], counters['epoch_iter'], counters['total_iters']
         if opt.is_main:
@@ -123,13 +124,22 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
             epoch_iter += bs
             model.set_input(data)
             model.optimize_parameters()
+            if model.nonfinite:
+                model.nonfinite = False
+                skipped += 1
+                if opt.nan_policy == 'stop':
+                    save('latest', epoch, epoch_iter)
+                    raise UsageError(f'non-finite gradients at epoch {epoch}, iteration {epoch_iter}: that update was '
+                                     f'dropped and the last good state saved as latest in {model.save_dir}; resume '
+                                     'with --continue_train and a lower --lr, or pass --nan_policy skip')
+                tqdm.write(f'non-finite gradients at epoch {epoch}, iteration {epoch_iter}: update skipped '
+                           f'({skipped} so far)')
             if crossed(total_iters, bs * opt.world_size, opt.display_freq):
                 model.compute_visuals()
                 visualizer.display_current_results(model.get_current_visuals(), epoch,
                                                    crossed(total_iters, bs * opt.world_size, opt.update_html_freq))
             if crossed(total_iters, bs * opt.world_size, opt.print_freq):
                 losses = model.get_current_losses()
-                check_finite(losses, f'epoch {epoch}, iteration {epoch_iter}', opt)
                 t_comp = (time.time() - iter_start) / bs
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
                 visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(dataset)), losses)
@@ -143,7 +153,6 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
                 sys.exit(128 + stop.signum)
             iter_data_time = time.time()
         bar.close()
-        check_finite(model.get_current_losses(), f'the end of epoch {epoch}', opt)
         model.update_learning_rate()
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             if opt.is_main:

@@ -107,19 +107,41 @@ class BaseModel(ABC):
                 if k in self.image_pools:
                     self.image_pools[k].load_state_dict(s)
             set_rng_state(state['rng'])
-        if self.isTrain and opt.world_size > 1:
-            self._wrap_ddp()
+        if self.isTrain:
+            self._install_step_hook()
         self.print_networks(opt.verbose)
         return state['counters'] if state is not None else None
 
-    def _wrap_ddp(self):
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        ids = [self.device.index] if self.device.type == 'cuda' else None
-        for name, net in self.nets():
-            if any(p.requires_grad for p in net.parameters()):
-                if self.opt.norm == 'syncbatch':
-                    net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-                setattr(self, 'net' + name, DDP(net, device_ids=ids, broadcast_buffers=False))
+    def _install_step_hook(self):
+        """Before every optimizer step: average gradients over the processes (data-parallel training; G and D
+        alternate, so an all-reduce per step is simpler than DDP wrappers whose reducer breaks when a net is
+        frozen for the other's update) and, with --nan_policy, drop an update whose gradients are not finite."""
+        world = self.opt.world_size
+        guard = getattr(self.opt, 'nan_policy', None) is not None
+        self.nonfinite = False
+        if world > 1:
+            for _, net in self.nets():  # every rank starts from rank 0's weights
+                for t in list(net.parameters()) + list(net.buffers()):
+                    torch.distributed.broadcast(t.data, 0)
+
+        def hook(optimizer, args, kwargs):
+            grads = [p.grad for g in optimizer.param_groups for p in g['params'] if p.grad is not None]
+            if not grads:
+                return
+            if world > 1:
+                flat = torch._utils._flatten_dense_tensors(grads)
+                torch.distributed.all_reduce(flat)
+                flat /= world
+                for g, f in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+                    g.copy_(f)
+            if guard and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
+                for group in optimizer.param_groups:
+                    for p in group['params']:
+                        p.grad = None  # Adam leaves parameters without a gradient (and their state) untouched
+                self.nonfinite = True
+
+        for o in self.optimizers:
+            o.register_step_pre_hook(hook)
 
     def eval(self):
         for _, net in self.nets():
@@ -159,7 +181,6 @@ class BaseModel(ABC):
     def state_dicts(self):
         out = {}
         for name, net in self.nets():
-            net = net.module if hasattr(net, 'module') else net
             out[name] = OrderedDict((_clean_key(k), v.detach().cpu()) for k, v in net.state_dict().items())
         return out
 
@@ -173,7 +194,6 @@ class BaseModel(ABC):
     def load_networks(self, which):
         from . import networks
         for name, net in self.nets():
-            net = net.module if hasattr(net, 'module') else net
             path = os.path.join(self.save_dir, f'{which}_net_{name}.pth')
             if not os.path.isfile(path):
                 raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '

@@ -22,6 +22,9 @@ class TrainOptions(BaseOptions):
         g('--continue_train', action='store_true', help='continue training: load the latest model and training state')
         g('--epoch_count', type=int, default=1, help='the starting epoch count (resume sets it from the saved state)')
         g('--phase', type=str, default='train', help='train, val, test, etc')
+        g('--nan_policy', type=str, default='stop', choices=['stop', 'skip'],
+          help='non-finite gradients: drop that update, then stop after saving the (still good) latest state, '
+               'or skip it and go on')
         # schedule
         g('--n_epochs', type=int, default=100, help='number of epochs with the initial learning rate')
         g('--n_epochs_decay', type=int, default=100, help='number of epochs to linearly decay learning rate to zero')
@@ -43,6 +46,8 @@ class TrainOptions(BaseOptions):
             raise UsageError('--n_epochs and --n_epochs_decay must be >= 0 with at least one epoch in total')
         if opt.lr <= 0:
             raise UsageError(f'--lr must be positive (got {opt.lr})')
+        if opt.norm == 'syncbatch' and opt.world_size > 1 and opt.device.type != 'cuda':
+            raise UsageError('--norm syncbatch needs CUDA devices under torchrun; on CPU use --norm instance or batch')
         for key in ('print_freq', 'display_freq', 'update_html_freq', 'save_latest_freq', 'save_epoch_freq'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
