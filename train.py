@@ -64,6 +64,21 @@ def check_fresh_run(opt):
                          'pass --continue_train to resume it, or choose another --name')
 
 
+def check_nonfinite(model, opt, save, epoch, epoch_iter):
+    """Updates with non-finite gradients were dropped on the device; report them, and with --nan_policy stop
+    save the (still finite) state and end the run."""
+    n = model.take_nonfinite()
+    if not n:
+        return
+    where = f'before epoch {epoch}, iteration {epoch_iter}'
+    if opt.nan_policy == 'stop':
+        save('latest', epoch, epoch_iter)
+        raise UsageError(f'non-finite gradients {where}: {n} update(s) dropped and the last good state saved as '
+                         f'latest in {model.save_dir}; resume with --continue_train and a lower --lr, '
+                         'or pass --nan_policy skip')
+    tqdm.write(f'non-finite gradients {where}: {n} update(s) skipped')
+
+
 def main(args=None):
     opt = TrainOptions().parse(args)
     init_distributed(opt)
@@ -97,7 +112,7 @@ def check_ranks_in_sync(model, opt):
 
 def train_epochs(opt, dataset, model, visualizer, counters, stop):
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    start_epoch, skip, total_iters, skipped = opt.epoch_count, 0, 0, 0
+    start_epoch, skip, total_iters = opt.epoch_count, 0, 0
     if counters:
         start_epoch, skip, total_iters = counters['epoch'], counters['epoch_iter'], counters['total_iters']
         if opt.is_main:
@@ -124,26 +139,18 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
             epoch_iter += bs
             model.set_input(data)
             model.optimize_parameters()
-            if model.nonfinite:
-                model.nonfinite = False
-                skipped += 1
-                if opt.nan_policy == 'stop':
-                    save('latest', epoch, epoch_iter)
-                    raise UsageError(f'non-finite gradients at epoch {epoch}, iteration {epoch_iter}: that update was '
-                                     f'dropped and the last good state saved as latest in {model.save_dir}; resume '
-                                     'with --continue_train and a lower --lr, or pass --nan_policy skip')
-                tqdm.write(f'non-finite gradients at epoch {epoch}, iteration {epoch_iter}: update skipped '
-                           f'({skipped} so far)')
             if crossed(total_iters, bs * opt.world_size, opt.display_freq):
                 model.compute_visuals()
                 visualizer.display_current_results(model.get_current_visuals(), epoch,
                                                    crossed(total_iters, bs * opt.world_size, opt.update_html_freq))
             if crossed(total_iters, bs * opt.world_size, opt.print_freq):
+                check_nonfinite(model, opt, save, epoch, epoch_iter)
                 losses = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / bs
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
                 visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(dataset)), losses)
             if crossed(total_iters, bs * opt.world_size, opt.save_latest_freq):
+                check_nonfinite(model, opt, save, epoch, epoch_iter)
                 which = f'iter_{total_iters}' if opt.save_by_iter else 'latest'
                 if opt.is_main:
                     tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
@@ -153,6 +160,7 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
                 sys.exit(128 + stop.signum)
             iter_data_time = time.time()
         bar.close()
+        check_nonfinite(model, opt, save, epoch + 1, 0)
         model.update_learning_rate()
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             if opt.is_main:

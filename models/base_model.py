@@ -109,16 +109,22 @@ class BaseModel(ABC):
             set_rng_state(state['rng'])
         if self.isTrain:
             self._install_step_hook()
+        if getattr(opt, 'compile', False):
+            self._compile()
         self.print_networks(opt.verbose)
         return state['counters'] if state is not None else None
+
+    def adam(self, params, lr, betas):
+        """Adam, fused (one kernel per step; it also lets the non-finite guard skip an update on the device)."""
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
     def _install_step_hook(self):
         """Before every optimizer step: average gradients over the processes (data-parallel training; G and D
         alternate, so an all-reduce per step is simpler than DDP wrappers whose reducer breaks when a net is
-        frozen for the other's update) and, with --nan_policy, drop an update whose gradients are not finite."""
+        frozen for the other's update), and flag non-finite gradients so the fused Adam drops that update on
+        the device. Nothing here waits for the device: `take_nonfinite()` reads the count when asked."""
         world = self.opt.world_size
-        guard = getattr(self.opt, 'nan_policy', None) is not None
-        self.nonfinite = False
+        self._nonfinite = torch.zeros((), device=self.device)
         if world > 1:
             for _, net in self.nets():  # every rank starts from rank 0's weights
                 for t in list(net.parameters()) + list(net.buffers()):
@@ -134,14 +140,22 @@ class BaseModel(ABC):
                 flat /= world
                 for g, f in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
                     g.copy_(f)
-            if guard and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
-                for group in optimizer.param_groups:
-                    for p in group['params']:
-                        p.grad = None  # Adam leaves parameters without a gradient (and their state) untouched
-                self.nonfinite = True
+            found = (~torch.stack(torch._foreach_norm(grads)).isfinite().all()).float()
+            optimizer.grad_scale, optimizer.found_inf = None, found  # read by fused Adam: skip when found
+            self._nonfinite += found
 
         for o in self.optimizers:
             o.register_step_pre_hook(hook)
+
+    def take_nonfinite(self):
+        """How many updates were dropped for non-finite gradients since the last call (syncs the device)."""
+        n = int(self._nonfinite.item())
+        self._nonfinite.zero_()
+        return n
+
+    def _compile(self):
+        for name, net in self.nets():
+            setattr(self, 'net' + name, torch.compile(net))
 
     def eval(self):
         for _, net in self.nets():

@@ -27,7 +27,7 @@ class TemplateModel(BaseModel):
                                       opt.init_type, opt.init_gain)
         if self.isTrain:
             self.criterionLoss = torch.nn.L1Loss()
-            self.optimizer = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizer = self.adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
             self.optimizers = [self.optimizer]
 
     def set_input(self, input):

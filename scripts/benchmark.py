@@ -66,7 +66,14 @@ def bench_translation(args, fast):
             'final_losses': {k: round(v, 4) for k, v in losses.items()}}
 
 
-RUNNERS = {'pix2pix': bench_translation, 'cycle_gan': bench_translation, 'colorization': bench_translation}
+def bench_singan_runner(args, fast):
+    from bench_singan import bench_singan
+    return {'model': 'singan', 'mode': 'fast' if fast else 'plain',
+            **bench_singan(args.device, args.size, measure_iters=args.iters, extra_args=args.extra)}
+
+
+RUNNERS = {'pix2pix': bench_translation, 'cycle_gan': bench_translation, 'colorization': bench_translation,
+           'singan': bench_singan_runner}
 
 
 def main():

@@ -1,0 +1,695 @@
+"""SinGAN (Shaham, Dekel, Michaeli, ICCV 2019): a coarse-to-fine pyramid of small patch GANs learnt from
+one image, and the paper's applications.
+
+    python train.py --model singan --dataroot balloons.png --name balloons
+    python generate.py --model singan --name balloons --mode random_samples --gen_start_scale 1
+
+Training runs its own schedule (scale by scale) through `train_loop`; the whole pyramid is one
+state-dict checkpoint, `checkpoints/<name>/singan_pyramid.pth`, rewritten atomically after every
+scale, so `--continue_train` resumes an interrupted run at the next scale. `generate()` serves
+random_samples, random_samples_arbitrary_sizes, harmonization, editing, paint2image, sr and animation.
+"""
+import io
+import math
+import os
+import random
+import re
+import time
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.single_image_dataset import read_single_image
+from util import html
+from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im, atomic_write
+from .base_model import BaseModel
+from .singan_networks import (SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty, pyramid_plan,
+                              resize, scale_width, sr_schedule)
+
+MODES = ('random_samples', 'random_samples_arbitrary_sizes', 'harmonization', 'editing', 'paint2image', 'sr',
+         'animation')
+CKPT_NAME = 'singan_pyramid.pth'
+# Settings saved with the pyramid. --continue_train keeps them all (a different value given on the command
+# line is reported and ignored), so the resumed scales match an unbroken run.
+STRUCTURE_KEYS = ('nc_im', 'nfc', 'min_nfc', 'ker_size', 'num_layer', 'min_size', 'max_size', 'scale_factor_init',
+                  'noise_padding', 'sr_factor', 'seed')
+TRAIN_KEYS = ('niter', 'alpha', 'lambda_grad', 'noise_amp', 'lr_g', 'lr_d', 'beta1', 'gamma', 'Gsteps', 'Dsteps')
+SAMPLE_BATCH = 8  # images per generator pass when sampling
+
+
+def _rmse(a, b):
+    return torch.sqrt(F.mse_loss(a, b))
+
+
+def _to_channels(img, nc):
+    """(B, C, H, W) -> nc channels: gray is tiled, colour goes to luminance (ITU-R 601, as PIL's 'L')."""
+    if img.shape[1] == nc:
+        return img
+    if nc == 3:
+        return img.expand(-1, 3, -1, -1).contiguous()
+    w = torch.tensor([0.299, 0.587, 0.114], device=img.device).view(1, 3, 1, 1)
+    return (img * w).sum(1, keepdim=True)
+
+
+def _quantize(x, centers):
+    """Each pixel of x (B, C, H, W) -> its nearest colour among centers (K, C); on the device."""
+    d = ((x.unsqueeze(1) - centers.view(1, -1, centers.shape[1], 1, 1)) ** 2).sum(2)
+    return centers[d.argmin(1)].permute(0, 3, 1, 2)
+
+
+def _dilate_mask(mask, radius, sigma=5.0):
+    """Binary mask (1, 1, H, W) -> dilated by a disk, Gaussian-blurred, min-max normalised: the soft
+    blending weight of harmonization/editing (reference: disk 7 or 20, sigma 5)."""
+    r = torch.arange(-radius, radius + 1, device=mask.device, dtype=torch.float32)
+    disk = ((r.view(-1, 1) ** 2 + r.view(1, -1) ** 2) <= radius ** 2).float()[None, None]
+    m = (F.conv2d(mask, disk, padding=radius) > 0.5).float()
+    k = int(4 * sigma + 0.5)
+    g = torch.exp(-(torch.arange(-k, k + 1, device=mask.device, dtype=torch.float32) ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    m = F.conv2d(F.pad(m, (k, k, 0, 0), mode='replicate'), g.view(1, 1, 1, -1))
+    m = F.conv2d(F.pad(m, (0, 0, k, k), mode='replicate'), g.view(1, 1, -1, 1))
+    lo, hi = m.min(), m.max()
+    return (m - lo) / (hi - lo).clamp_min(1e-8)
+
+
+class SinGANModel(BaseModel):
+    own_loop = True
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        g = parser.add_argument
+        if is_train:
+            parser.set_defaults(dataset_mode='single_image', num_threads=0)
+            g('--niter', type=int, default=2000, help='iterations per scale')
+            g('--min_size', type=int, default=None,
+              help='short side of the coarsest scale (default 25; 18 with --sr_factor)')
+            g('--max_size', type=int, default=250, help='long side of the finest scale (larger images are shrunk)')
+            g('--scale_factor', type=float, default=None,
+              help='initial ratio between scales, recomputed to fit the image (default 0.75; from --sr_factor for SR)')
+            g('--alpha', type=float, default=None, help='reconstruction loss weight (default 10; 100 with --sr_factor)')
+            g('--lambda_grad', type=float, default=0.1, help='WGAN-GP gradient penalty weight')
+            g('--noise_amp', type=float, default=0.1, help='noise amplitude = noise_amp x reconstruction RMSE')
+            g('--nfc', type=int, default=32, help='channels at the coarsest scale (doubled every 4 scales, max 128)')
+            g('--min_nfc', type=int, default=32, help='minimum channels of the inner layers')
+            g('--ker_size', type=int, default=3, help='kernel size')
+            g('--num_layer', type=int, default=5, help='conv layers per generator/discriminator')
+            g('--lr_g', type=float, default=5e-4, help='generator learning rate (Adam, betas (--beta1, 0.999))')
+            g('--lr_d', type=float, default=5e-4, help='discriminator learning rate')
+            g('--gamma', type=float, default=0.1, help='learning rate factor at 80%% of --niter')
+            g('--Gsteps', type=int, default=3, help='generator steps per iteration')
+            g('--Dsteps', type=int, default=3, help='discriminator steps per iteration')
+            g('--nc_im', type=int, default=None, choices=[1, 3],
+              help='image channels (default: 1 for a grayscale image, else 3)')
+            g('--sr_factor', type=float, default=None,
+              help='train for super-resolution by this factor (the paper: alpha 100, min_size 18)')
+            g('--noise_padding', action='store_true',
+              help='draw noise at the padded size instead of zero-padding it (the reference\'s animation training)')
+        else:
+            g('--mode', type=str, default='random_samples', choices=MODES, help='SinGAN application')
+            g('--gen_start_scale', type=int, default=0,
+              help='random_samples: scales below this one reconstruct the training image; noise from here on')
+            g('--num_samples', type=int, default=None,
+              help='images to generate (default 50 for random samples, else 1)')
+            g('--scale_h', type=float, default=1.5, help='random_samples_arbitrary_sizes: horizontal scale')
+            g('--scale_v', type=float, default=1.0, help='random_samples_arbitrary_sizes: vertical scale')
+            g('--ref_image', type=str, default=None, help='harmonization/editing/paint2image: the input image')
+            g('--mask_image', type=str, default=None,
+              help='harmonization/editing: the mask (default: the reference name with _mask before the extension)')
+            g('--start_scale', type=int, default=None,
+              help='scale at which the reference is injected (1 .. scales-1); '
+                   'animation: the first scale that moves (default 2)')
+            g('--quantize', action='store_true',
+              help='paint2image: quantize to 5 colours and fine-tune that scale on quantized inputs')
+            g('--sr_factor', type=float, default=None, help='sr: upscaling factor (default: the trained one, else 4)')
+            g('--alpha_animation', type=float, default=0.1, help='animation: pull towards the reconstruction noise')
+            g('--beta_animation', type=float, default=0.9, help='animation: momentum of the noise random walk')
+            g('--num_frames', type=int, default=100, help='animation: frames in the GIF')
+            g('--fps', type=float, default=10, help='animation: frames per second')
+        return parser
+
+    def __init__(self, opt):
+        BaseModel.__init__(self, opt)
+        self.loss_names = ['D', 'GP', 'G', 'rec']
+        self.visual_names = ['real', 'fake', 'rec']
+        self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
+        self.pyramid = None
+        if self.isTrain and os.path.isfile(self.ckpt_path) and not opt.continue_train:
+            raise UsageError(f'{self.ckpt_path} already holds a SinGAN pyramid; pass --continue_train to resume it, '
+                             'or choose another --name')
+
+    def setup(self, opt):
+        """Nothing to load up front: training builds the pyramid scale by scale, generate() loads it."""
+        return None
+
+    # ---------------------------------------------------------------- configuration
+    def _config_from_options(self, nc_image):
+        o = self.opt
+        sr = o.sr_factor
+        if sr is not None and sr <= 1:
+            raise UsageError(f'--sr_factor must be > 1 (got {sr})')
+        cfg = {k: getattr(o, k) for k in TRAIN_KEYS + ('nfc', 'min_nfc', 'ker_size', 'num_layer', 'max_size')}
+        cfg.update(nc_im=o.nc_im or nc_image, noise_padding=bool(o.noise_padding), sr_factor=sr,
+                   alpha=o.alpha if o.alpha is not None else (100.0 if sr else 10.0),
+                   min_size=o.min_size if o.min_size is not None else (18 if sr else 25),
+                   scale_factor_init=o.scale_factor if o.scale_factor is not None else
+                   (1 / sr_schedule(sr)[0] if sr else 0.75),
+                   seed=o.seed if o.seed is not None else random.SystemRandom().randint(1, 10 ** 6))
+        self._check_config(cfg)
+        return cfg
+
+    @staticmethod
+    def _check_config(cfg):
+        positive = ('niter', 'nfc', 'min_nfc', 'ker_size', 'num_layer', 'min_size', 'max_size', 'Gsteps', 'Dsteps',
+                    'lr_g', 'lr_d')
+        for k in positive:
+            if cfg[k] <= 0:
+                raise UsageError(f'--{k} must be positive (got {cfg[k]})')
+        if not 0 < cfg['scale_factor_init'] < 1:
+            raise UsageError(f'--scale_factor must be between 0 and 1 (got {cfg["scale_factor_init"]})')
+        if cfg['num_layer'] < 2 or (cfg['ker_size'] - 1) * cfg['num_layer'] % 2:
+            raise UsageError('--num_layer must be >= 2 and (--ker_size - 1) x --num_layer even, '
+                             'so the generator keeps the image size; e.g. --ker_size 3 --num_layer 5')
+        field = (cfg['ker_size'] - 1) * cfg['num_layer'] + 1
+        if cfg['min_size'] < field:
+            raise UsageError(f'--min_size {cfg["min_size"]} is smaller than the {field} px patch of the networks; '
+                             f'use --min_size >= {field} or fewer --num_layer')
+        if cfg['max_size'] < cfg['min_size']:
+            raise UsageError(f'--max_size {cfg["max_size"]} is below --min_size {cfg["min_size"]}; raise --max_size')
+        for k in ('alpha', 'lambda_grad', 'noise_amp', 'gamma'):
+            if cfg[k] < 0:
+                raise UsageError(f'--{k} must be >= 0 (got {cfg[k]})')
+
+    def _plan(self, h, w):
+        c = self.cfg
+        if min(h, w) < c['min_size']:
+            raise UsageError(f'the image is {w}x{h}, smaller than --min_size {c["min_size"]}; '
+                             f'use a larger image or lower --min_size')
+        try:
+            _, r, shapes = pyramid_plan(h, w, c['min_size'], c['max_size'], c['scale_factor_init'],
+                                        sr=c['sr_factor'] is not None)
+        except ValueError as e:
+            raise UsageError(f'cannot build a pyramid: {e}, below --min_size {c["min_size"]}; '
+                             'use a less elongated image, a lower --min_size or a higher --max_size') from None
+        return r, shapes
+
+    # ---------------------------------------------------------------- networks of one scale
+    def _new_nets(self, n):
+        c = self.cfg
+        nfc, min_nfc = scale_width(c['nfc'], n), scale_width(c['min_nfc'], n)
+        kw = dict(nc_im=c['nc_im'], nfc=nfc, min_nfc=min_nfc, ker_size=c['ker_size'], num_layer=c['num_layer'])
+        return SinGenerator(**kw).to(self.device), SinDiscriminator(**kw).to(self.device), nfc, min_nfc
+
+    def _noise_shape(self, n):
+        h, w = self.shapes[n]
+        if self.cfg['noise_padding']:
+            p = (self.cfg['ker_size'] - 1) * self.cfg['num_layer'] // 2
+            h, w = h + 2 * p, w + 2 * p
+        return (1, 1 if n == 0 else self.cfg['nc_im'], h, w)
+
+    # ---------------------------------------------------------------- BaseModel contract
+    def set_input(self, input):
+        img = input['A']
+        self.image = (img if img.dim() == 4 else img.unsqueeze(0)).to(self.device)
+        self.image_paths = input['A_paths'] if isinstance(input['A_paths'], list) else [input['A_paths']]
+
+    def forward(self):
+        """One random sample from the trained pyramid (eval mode)."""
+        self.fake = self.pyramid.sample(len(self.pyramid), 1, self.device)
+
+    def start_scale(self, n, init_from_previous=True, centers=None):
+        """Build G_n/D_n, their optimizers and the fixed inputs of scale n (one host sync: the noise amplitude).
+
+        centers: colours to quantize the coarser-scale input to (paint2image fine-tuning)."""
+        c, dev = self.cfg, self.device
+        torch.manual_seed(c['seed'] * 1000 + n)  # per-scale seed: a resumed run draws what an unbroken one would
+        self.scale = n
+        self.netG, self.netD, self.nfc, self.min_nfc = self._new_nets(n)
+        if init_from_previous and n > 0 and self.scale_nfc[n - 1] == (self.nfc, self.min_nfc):
+            self.netG.load_state_dict(self.prev_states['G'])
+            self.netD.load_state_dict(self.prev_states['D'])
+        self.real = self.reals[n]
+        if n == 0:
+            self.rec_prev = torch.zeros_like(self.real)
+            self.amp = 1.0
+            self.z_opt = torch.randn(self._noise_shape(n), device=dev)
+        else:
+            self.rec_prev = resize(self.pyramid.reconstruct(n, dev), self.shapes[n])
+            self.amp = c['noise_amp'] * float(_rmse(self.real, self.rec_prev))
+            self.z_opt = torch.zeros(self._noise_shape(n), device=dev)
+        self.centers = centers
+        if centers is not None:
+            self.rec_prev = _quantize(self.rec_prev, centers)
+        betas = (c['beta1'], 0.999)
+        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=c['lr_g'], betas=betas)
+        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=c['lr_d'], betas=betas)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        milestone = max(1, round(0.8 * c['niter']))
+        self.schedulers = [torch.optim.lr_scheduler.MultiStepLR(o, [milestone], c['gamma']) for o in self.optimizers]
+
+    def _prev_batch(self):
+        """Dsteps random coarser-scale images in one pass through the frozen pyramid (zeros at scale 0)."""
+        n, k = self.scale, self.cfg['Dsteps']
+        if n == 0:
+            return torch.zeros(k, *self.real.shape[1:], device=self.device)
+        prev = resize(self.pyramid.sample(n, k, self.device), self.shapes[n])
+        return prev if self.centers is None else _quantize(prev, self.centers)
+
+    def optimize_parameters(self):
+        """One iteration: Dsteps critic steps then Gsteps generator steps, one backward each.
+
+        Static shapes, noise drawn on the device and losses kept as tensors (read only when printed):
+        no host sync inside, so the step can be compiled or graph-captured.
+        """
+        c, G, D = self.cfg, self.netG, self.netD
+        z = torch.randn(self._noise_shape(self.scale), device=self.device)
+        prevs = self._prev_batch()
+        for j in range(c['Dsteps']):
+            prev = prevs[j:j + 1]
+            with torch.no_grad():
+                fake = G(prev, z, self.amp)
+            gp = gradient_penalty(D, self.real, fake, c['lambda_grad'])
+            loss_D = D(fake).mean() - D(self.real).mean() + gp
+            self.optimizer_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            self.optimizer_D.step()
+        g_params = list(G.parameters())
+        for _ in range(c['Gsteps']):
+            # fake is recomputed with the current weights (the reference reused a stale graph, which
+            # current PyTorch rejects); both terms share one backward, into G's parameters only.
+            fake = G(prev, z, self.amp)
+            loss_G = -D(fake).mean()
+            rec = G(self.rec_prev, self.z_opt, self.amp)
+            loss_rec = c['alpha'] * F.mse_loss(rec, self.real)
+            self.optimizer_G.zero_grad(set_to_none=True)
+            (loss_G + loss_rec).backward(inputs=g_params)
+            self.optimizer_G.step()
+        self.fake, self.rec = fake.detach(), rec.detach()
+        self.loss_D, self.loss_GP, self.loss_G, self.loss_rec = (t.detach() for t in (loss_D, gp, loss_G, loss_rec))
+        for s in self.schedulers:
+            s.step()
+
+    def get_current_visuals(self):
+        return OrderedDict(real=self.real, fake=self.fake, rec=self.rec)
+
+    # ---------------------------------------------------------------- training
+    def _prepare(self, image):
+        """Pyramid sizes and the training image at every scale, on the device."""
+        image = _to_channels(image, self.cfg['nc_im'])
+        self.orig_size = tuple(image.shape[-2:])
+        self.r, self.shapes = self._plan(*self.orig_size)
+        real = resize(image, self.shapes[-1])
+        self.reals = [resize(real, s) for s in self.shapes]
+
+    def init_training(self, image):
+        """Fresh run on `image` (1, C, H, W): resolved settings, pyramid sizes, the image at every scale."""
+        self.cfg = self._config_from_options(image.shape[1])
+        self._prepare(image)
+        self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        self.scale_nfc, self.scale_seconds, self.d_states, self.prev_states = [], [], [], None
+
+    def train_scale(self, n, visualizer=None):
+        """Train scale n, then freeze it into the pyramid; returns the seconds its iterations took."""
+        seconds = self._train_scale(n, visualizer)
+        self.pyramid.add(self.netG, self.amp, self.z_opt)
+        self.prev_states = {'G': self.netG.state_dict(), 'D': self.netD.state_dict()}
+        self.d_states.append(self.prev_states['D'])
+        self.scale_nfc.append((self.nfc, self.min_nfc))
+        self.scale_seconds.append(seconds)
+        return seconds
+
+    def train_loop(self, dataset, visualizer):
+        if self.opt.world_size > 1:
+            raise UsageError('SinGAN trains one image on one device; run train.py without torchrun/multiple processes')
+        for flag in ('amp', 'compile'):
+            if getattr(self.opt, flag, False) and self.opt.is_main:
+                print(f'note: --{flag} is not used by SinGAN yet; training runs in float32, uncompiled')
+        self.set_input(next(iter(dataset)))
+        resumed = self._load_for_resume() if self.opt.continue_train else None
+        if resumed is None:
+            self.init_training(self.image)
+        else:
+            self._resume(resumed)
+        N, c = len(self.shapes), self.cfg
+        if self.opt.is_main:
+            print(f'SinGAN: {N} scales, r = {self.r:.4f}, sizes (h x w) '
+                  + ' '.join(f'{h}x{w}' for h, w in self.shapes) + f'; {c["niter"]} iterations per scale')
+        for n in range(len(self.pyramid), N):
+            self.train_scale(n, visualizer)
+            self._save_pyramid()
+        if self.opt.is_main:
+            print(f'SinGAN trained: {N} scales in {sum(self.scale_seconds):.0f} s; sample with '
+                  f'python generate.py --model singan --name {self.opt.name} --mode random_samples')
+
+    def _train_scale(self, n, visualizer, centers=None):
+        c, N = self.cfg, len(self.shapes)
+        self.start_scale(n, init_from_previous=centers is None, centers=centers)
+        freq = getattr(self.opt, 'print_freq', 100)
+        sync = torch.cuda.synchronize if self.device.type == 'cuda' else (lambda: None)
+        sync()
+        t0 = t_last = time.perf_counter()
+        for it in range(1, c['niter'] + 1):
+            self.optimize_parameters()
+            if it % freq == 0 or it == c['niter']:
+                losses = self.get_current_losses()  # the only host sync of the loop
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise UsageError(f'non-finite loss {bad} at scale {n}, iteration {it}; scales before {n} are saved '
+                                     f'in {self.ckpt_path}: resume with --continue_train and lower --lr_g/--lr_d')
+                now = time.perf_counter()
+                step_s = (now - t_last) / (freq if it % freq == 0 else it % freq)
+                t_last = now
+                if visualizer is not None:
+                    visualizer.print_current_losses(n, it, losses, step_s, 0.0)
+                    visualizer.plot_current_losses(n, it / c['niter'], losses)
+                elif self.opt.is_main:
+                    print(f'scale {n} [{it}/{c["niter"]}] ' + ' '.join(f'{k}: {v:.3f}' for k, v in losses.items()))
+        sync()
+        seconds = time.perf_counter() - t0
+        if visualizer is not None:
+            visualizer.display_current_results(self.get_current_visuals(), n + 1, True)
+        if self.opt.is_main:
+            print(f'scale {n}/{N - 1} ({self.shapes[n][0]}x{self.shapes[n][1]}, nfc {self.nfc}, noise amp '
+                  f'{self.amp:.4f}) done in {seconds:.1f} s')
+        return seconds
+
+    # ---------------------------------------------------------------- checkpoint
+    def _save_pyramid(self):
+        if not self.opt.is_main:
+            return
+        cpu = lambda sd: OrderedDict((k, v.detach().cpu()) for k, v in sd.items())  # noqa: E731
+        scales = []
+        for n, G in enumerate(self.pyramid.gens):
+            scales.append({'G': cpu(G.state_dict()), 'D': cpu(self.d_states[n]), 'z_opt': self.pyramid.z_opts[n].cpu(),
+                           'noise_amp': self.pyramid.amps[n], 'nfc': self.scale_nfc[n][0],
+                           'min_nfc': self.scale_nfc[n][1], 'seconds': self.scale_seconds[n]})
+        save_checkpoint({'format': 'singan_pyramid', 'version': 1, 'config': dict(self.cfg),
+                         'orig_size': list(self.orig_size), 'r': self.r, 'shapes': [list(s) for s in self.shapes],
+                         'real': self.reals[-1].cpu(), 'scales': scales}, self.ckpt_path)
+
+    def _load_ckpt(self):
+        if not os.path.isfile(self.ckpt_path):
+            return None
+        ckpt = load_checkpoint(self.ckpt_path, map_location='cpu')
+        if not isinstance(ckpt, dict) or ckpt.get('format') != 'singan_pyramid':
+            raise UsageError(f'{self.ckpt_path} is not a SinGAN pyramid checkpoint; check --name')
+        return ckpt
+
+    def _restore(self, ckpt):
+        """Pyramid, sizes and config from a checkpoint, on the device."""
+        self.cfg = dict(ckpt['config'])
+        self.r, self.shapes = ckpt['r'], [tuple(s) for s in ckpt['shapes']]
+        self.orig_size = tuple(ckpt['orig_size'])
+        real = ckpt['real'].to(self.device)
+        self.reals = [resize(real, s) for s in self.shapes]
+        self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        self.scale_nfc, self.scale_seconds, self.d_states = [], [], []
+        for n, s in enumerate(ckpt['scales']):
+            G, _, nfc, min_nfc = self._new_nets(n)
+            G.load_state_dict(s['G'])
+            self.pyramid.add(G, s['noise_amp'], s['z_opt'].to(self.device))
+            self.scale_nfc.append((nfc, min_nfc))
+            self.scale_seconds.append(s['seconds'])
+            self.d_states.append(s['D'])
+        last = ckpt['scales'][-1] if ckpt['scales'] else None
+        self.prev_states = {'G': last['G'], 'D': last['D']} if last else None
+
+    def _load_for_resume(self):
+        ckpt = self._load_ckpt()
+        if ckpt is None and self.opt.is_main:
+            print(f'note: no {self.ckpt_path} yet: training starts at scale 0')
+        return ckpt
+
+    def _resume(self, ckpt):
+        self._restore(ckpt)
+        for k in STRUCTURE_KEYS + TRAIN_KEYS:
+            v = getattr(self.opt, 'scale_factor' if k == 'scale_factor_init' else k, None)
+            if v is not None and v != self.cfg[k] and self.opt.is_main:
+                print(f'note: --{k} {v} ignored: the pyramid continues with the settings it was started with '
+                      f'({self.cfg[k]})')
+        image = _to_channels(self.image, self.cfg['nc_im'])
+        real = resize(image, self.shapes[-1])
+        if tuple(image.shape[-2:]) != self.orig_size or (real - self.reals[-1]).abs().max() > 0.05:
+            raise UsageError(f'--dataroot {self.image_paths[0]} is not the image {self.ckpt_path} was trained on; '
+                             'pass that image, or train a new --name')
+        done = len(self.pyramid)
+        if self.opt.is_main:
+            print(f'resuming {self.ckpt_path}: {done} of {len(self.shapes)} scales trained, continuing at scale {done}')
+
+    def load_pyramid(self):
+        ckpt = self._load_ckpt()
+        if ckpt is None:
+            raise UsageError(f'no trained SinGAN at {self.ckpt_path}; train one with python train.py --model singan '
+                             f'--dataroot IMAGE --name {self.opt.name} (or check --name/--checkpoints_dir)')
+        self._restore(ckpt)
+        if len(self.pyramid) < len(self.shapes):
+            raise UsageError(f'{self.ckpt_path} holds {len(self.pyramid)} of {len(self.shapes)} scales (training was '
+                             f'interrupted); finish it with python train.py --model singan --dataroot IMAGE '
+                             f'--name {self.opt.name} --continue_train')
+
+    # ---------------------------------------------------------------- generation
+    def generate(self):
+        self.load_pyramid()
+        mode = self.opt.mode
+        self.web_dir = os.path.join(self.opt.results_dir, self.opt.name, 'singan', mode)
+        self.img_dir = os.path.join(self.web_dir, 'images')
+        if self.opt.seed is not None:
+            torch.manual_seed(self.opt.seed)
+        with torch.no_grad():
+            files = getattr(self, '_gen_' + mode)()
+        self._write_index(mode)
+        if self.opt.is_main:
+            page = os.path.join(self.web_dir, 'index.html')
+            print(f'{mode}: wrote {len(files)} file(s) under {self.img_dir}; page {page}')
+        return files
+
+    def _num(self, default):
+        n = self.opt.num_samples if self.opt.num_samples is not None else default
+        if n < 1:
+            raise UsageError(f'--num_samples must be at least 1 (got {n})')
+        return n
+
+    def _save_batch(self, images, paths):
+        for i, path in enumerate(paths):
+            save_image(tensor2im(images[i:i + 1]), path)
+        return list(paths)
+
+    def _sample_batches(self, base, start, shapes, num, paths_fn):
+        """Run `base` (1 image, the input of scale `start`) through the pyramid num times, in batches."""
+        files = []
+        for i in range(0, num, SAMPLE_BATCH):
+            b = min(SAMPLE_BATCH, num - i)
+            out = self.pyramid.run(base.expand(b, -1, -1, -1), start, len(self.shapes), shapes)
+            files += self._save_batch(out, [paths_fn(i + j) for j in range(b)])
+        return files
+
+    def _gen_random_samples(self, arbitrary=False):
+        o, N = self.opt, len(self.shapes)
+        k = o.gen_start_scale
+        if not 0 <= k < N:
+            raise UsageError(f'--gen_start_scale {k} is out of range; this pyramid has scales 0 .. {N - 1}')
+        sv, sh = (o.scale_v, o.scale_h) if arbitrary else (1.0, 1.0)
+        if sv <= 0 or sh <= 0:
+            raise UsageError(f'--scale_v and --scale_h must be positive (got {sv}, {sh})')
+        shapes = [(max(1, round(h * sv)), max(1, round(w * sh))) for h, w in self.shapes]
+        # the coarser scales reconstruct the training image (fixed z_opt); sampling starts at scale k
+        base = (self.pyramid.reconstruct(k, self.device) if k > 0 else
+                self.pyramid.zeros(1, shapes[0], self.device))
+        parts = [f'scale_v={sv:g}_scale_h={sh:g}'] if arbitrary else []
+        if k > 0 or not arbitrary:
+            parts.append(f'gen_start_scale={k}')
+        folder = os.path.join(self.img_dir, '_'.join(parts))
+        return self._sample_batches(base, k, shapes, self._num(50), lambda i: os.path.join(folder, f'{i}.png'))
+
+    def _gen_random_samples_arbitrary_sizes(self):
+        return self._gen_random_samples(arbitrary=True)
+
+    def _load_ref(self, path, what):
+        if not path:
+            raise UsageError(f'--mode {self.opt.mode} needs {what}; pass an image file')
+        img = _to_channels(read_single_image(path, what).unsqueeze(0).to(self.device), self.cfg['nc_im'])
+        size = tuple(img.shape[-2:])
+        if size == self.orig_size and size != self.shapes[-1]:
+            img = resize(img, self.shapes[-1])
+        elif size != self.shapes[-1]:
+            (h, w), (oh, ow) = self.shapes[-1], self.orig_size
+            raise UsageError(f'{what} {path} is {size[1]}x{size[0]} but the model was trained at {w}x{h} '
+                             f'(from a {ow}x{oh} image); resize it to {w}x{h}')
+        return img
+
+    def _injection_scale(self):
+        n, N = self.opt.start_scale, len(self.shapes)
+        if n is None or not 1 <= n <= N - 1:
+            got = 'missing' if n is None else f'{n} is out of range'
+            raise UsageError(f'--start_scale {got}; --mode {self.opt.mode} injects at a scale in 1 .. {N - 1}')
+        return n
+
+    def _injected(self, ref, n):
+        """The reference as the input of scale n: down to scale n-1 and back up, as the paper."""
+        return resize(resize(ref, self.shapes[n - 1]), self.shapes[n])
+
+    def _gen_harmonization(self):
+        return self._gen_masked(radius=7)
+
+    def _gen_editing(self):
+        return self._gen_masked(radius=20)
+
+    def _gen_masked(self, radius):
+        o = self.opt
+        n = self._injection_scale()
+        ref = self._load_ref(o.ref_image, '--ref_image')
+        mask_path = o.mask_image
+        if mask_path is None:
+            stem, ext = os.path.splitext(o.ref_image)
+            mask_path = f'{stem}_mask{ext}'
+            if not os.path.isfile(mask_path):
+                raise UsageError(f'mask not found: {mask_path}; pass --mask_image or put the mask there')
+        mask = self._load_ref(mask_path, '--mask_image')
+        mask = _dilate_mask((mask.mean(1, keepdim=True) > 0).float(), radius)
+        name = os.path.splitext(os.path.basename(o.ref_image))[0]
+        folder = os.path.join(self.img_dir, f'{name}_out')
+        files = self._save_batch(ref, [os.path.join(folder, 'input.png')])
+        files += self._save_batch(mask * 2 - 1, [os.path.join(folder, 'mask_dilated.png')])
+        num = self._num(1)
+        suffix = (lambda i: f'_{i}' if num > 1 else '')
+        for i in range(0, num, SAMPLE_BATCH):
+            b = min(SAMPLE_BATCH, num - i)
+            out = self.pyramid.run(self._injected(ref, n).expand(b, -1, -1, -1), n, len(self.shapes))
+            blended = (1 - mask) * self.reals[-1] + mask * out
+            stem = os.path.join(folder, f'start_scale={n}')
+            if o.mode == 'editing':
+                files += self._save_batch(out, [f'{stem}{suffix(i + j)}.png' for j in range(b)])
+                files += self._save_batch(blended, [f'{stem}{suffix(i + j)}_masked.png' for j in range(b)])
+            else:
+                files += self._save_batch(blended, [f'{stem}{suffix(i + j)}.png' for j in range(b)])
+        return files
+
+    def _gen_paint2image(self):
+        o = self.opt
+        n = self._injection_scale()
+        ref = self._load_ref(o.ref_image, '--ref_image')
+        name = os.path.splitext(os.path.basename(o.ref_image))[0]
+        folder = os.path.join(self.img_dir, f'{name}_out' + ('_quantized' if o.quantize else ''))
+        files = self._save_batch(ref, [os.path.join(folder, 'input.png')])
+        pyramid = self.pyramid
+        if o.quantize:
+            centers = self._paint_centers(n)
+            files += self._save_batch(_quantize(self.reals[n], centers), [os.path.join(folder, 'real_quant.png')])
+            base = resize(_quantize(ref, centers), self.shapes[n])
+            files += self._save_batch(base, [os.path.join(folder, 'in_paint_quant.png')])
+            pyramid = self._paint_pyramid(n, centers)
+        else:
+            base = self._injected(ref, n)
+        num = self._num(1)
+        stem = os.path.join(folder, f'start_scale={n}')
+        for i in range(0, num, SAMPLE_BATCH):
+            b = min(SAMPLE_BATCH, num - i)
+            out = pyramid.run(base.expand(b, -1, -1, -1), n, len(self.shapes))
+            files += self._save_batch(out, [f'{stem}_{i + j}.png' if num > 1 else f'{stem}.png' for j in range(b)])
+        return files
+
+    def _paint_centers(self, n):
+        """5 colours of the training image at scale n (k-means, as the reference)."""
+        from sklearn.cluster import KMeans
+        pixels = self.reals[n][0].flatten(1).t().cpu().numpy()
+        k = min(5, len(np.unique(pixels, axis=0)))
+        km = KMeans(n_clusters=k, random_state=0, n_init=10).fit(pixels)
+        return torch.tensor(km.cluster_centers_, dtype=torch.float32, device=self.device)
+
+    def _paint_pyramid(self, n, centers):
+        """The pyramid with scale n fine-tuned on quantized inputs (trained once per scale, then reused)."""
+        path = os.path.join(self.save_dir, f'singan_paint_scale{n}.pth')
+        G, _, _, _ = self._new_nets(n)
+        saved = load_checkpoint(path, map_location='cpu') if os.path.isfile(path) else None
+        if saved is not None and torch.allclose(saved['centers'].to(self.device), centers, atol=1e-4):
+            G.load_state_dict(saved['G'])
+            amp = saved['noise_amp']
+        else:
+            print(f'paint2image --quantize: fine-tuning scale {n} on colour-quantized inputs '
+                  f'({self.cfg["niter"]} iterations)')
+            with torch.enable_grad():  # the coarser scales stay frozen; only G_n/D_n (fresh) are trained
+                self._train_scale(n, None, centers=centers)
+            G, amp = self.netG.eval().requires_grad_(False), self.amp
+            save_checkpoint({'G': OrderedDict((k, v.cpu()) for k, v in G.state_dict().items()), 'noise_amp': amp,
+                             'centers': centers.cpu()}, path)
+        pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        for k in range(len(self.shapes)):
+            if k == n:
+                pyramid.add(G, amp, self.pyramid.z_opts[k])
+            else:
+                pyramid.add(self.pyramid.gens[k], self.pyramid.amps[k], self.pyramid.z_opts[k])
+        return pyramid
+
+    def _gen_sr(self):
+        c = self.cfg
+        s = self.opt.sr_factor if self.opt.sr_factor is not None else (c['sr_factor'] or 4.0)
+        if s <= 1:
+            raise UsageError(f'--sr_factor must be > 1 (got {s})')
+        if c['sr_factor'] is None:
+            print(f'note: this pyramid was trained without --sr_factor (alpha {c["alpha"]}); the paper trains SR '
+                  'models with train.py --sr_factor 4 (alpha 100, min_size 18)')
+        r, k = sr_schedule(s)
+        G, amp = self.pyramid.gens[-1], self.pyramid.amps[-1]
+        x = lr = self.reals[-1]
+        h, w = self.shapes[-1]
+        for j in range(1, k + 1):
+            f = s if j == k else r ** j
+            x = resize(x, (round(h * f), round(w * f)))
+            x = G(x, self.pyramid.noise(len(self.shapes) - 1, 1, x.shape[-2:], G.pad, self.device), amp)
+        folder = os.path.join(self.img_dir, f'{s:g}')
+        name = self.opt.name
+        files = self._save_batch(lr, [os.path.join(folder, f'{name}_LR.png')])
+        files += self._save_batch(resize(lr, x.shape[-2:]), [os.path.join(folder, f'{name}_bicubic.png')])
+        return files + self._save_batch(x, [os.path.join(folder, f'{name}_HR.png')])
+
+    def _gen_animation(self):
+        o, N, dev = self.opt, len(self.shapes), self.device
+        s0 = o.start_scale if o.start_scale is not None else min(2, N - 1)
+        if not 0 <= s0 < N:
+            raise UsageError(f'--start_scale {s0} is out of range; this pyramid has scales 0 .. {N - 1}')
+        if o.num_frames < 1 or o.fps <= 0:
+            raise UsageError('--num_frames must be >= 1 and --fps > 0')
+        a, b, T = o.alpha_animation, o.beta_animation, o.num_frames
+        zs = []
+        for n in range(N):
+            z_opt = self.pyramid.z_opts[n]
+            if n < s0:
+                zs.append(z_opt.expand(T, -1, -1, -1))
+                continue
+            # a smooth random walk around the reconstruction noise: momentum beta, pull alpha
+            noise = lambda: torch.randn_like(z_opt)  # noqa: E731
+            z1, z2, frames = 0.95 * z_opt + 0.05 * noise(), z_opt, []
+            for _ in range(T):
+                z = a * z_opt + (1 - a) * (z1 + b * (z1 - z2) + (1 - b) * noise())
+                z2, z1 = z1, z
+                frames.append(z)
+            zs.append(torch.cat(frames))
+        images = []
+        for i in range(0, T, SAMPLE_BATCH):
+            sl = slice(i, min(T, i + SAMPLE_BATCH))
+            x = self.pyramid.zeros(sl.stop - i, self.shapes[0], dev)
+            out = self.pyramid.run(x, 0, N, z_fn=lambda n, x: zs[n][sl])
+            images += [tensor2im(out[j:j + 1]) for j in range(out.shape[0])]
+        from PIL import Image
+        frames = [Image.fromarray(im) for im in images]
+        buf = io.BytesIO()
+        frames[0].save(buf, format='GIF', save_all=True, append_images=frames[1:], duration=round(1000 / o.fps), loop=0)
+        path = os.path.join(self.img_dir, f'start_scale={s0}', f'alpha={a:g}_beta={b:g}.gif')
+        atomic_write(path, lambda f: f.write(buf.getvalue()))
+        return [path]
+
+    def _write_index(self, mode):
+        """index.html listing every output folder of this mode (earlier runs' variants included)."""
+        page = html.HTML(self.web_dir, f'SinGAN {self.opt.name}: {mode}')
+        for sub in sorted(os.listdir(self.img_dir)):
+            folder = os.path.join(self.img_dir, sub)
+            if not os.path.isdir(folder):
+                continue
+            names = sorted((f for f in os.listdir(folder) if f.endswith(('.png', '.gif'))),
+                           key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', f)])
+            page.add_header(sub)
+            for i in range(0, len(names), 6):
+                ims = [f'{sub}/{f}' for f in names[i:i + 6]]
+                page.add_images(ims, names[i:i + 6], ims, width=256)
+        page.save()
