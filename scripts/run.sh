@@ -23,7 +23,7 @@ demo() {
   local name="demo_pix2pix_$(date +%Y%m%d_%H%M%S)"
   "$PY" datasets/make_sample_datasets.py --only sample_edges2photo
   local common=(--dataroot datasets/sample_edges2photo --name "$name" --model pix2pix --direction AtoB
-                --netG unet_128 --ngf 32 --ndf 32 --crop_size 128 --gpu_ids -1 --seed 0)
+                --netG unet_128 --ngf 16 --ndf 16 --crop_size 128 --gpu_ids -1 --seed 0)
   "$PY" train.py "${common[@]}" --load_size 143 --n_epochs 4 --n_epochs_decay 2 --num_threads 0 \
         --print_freq 40 --display_freq 40 --save_epoch_freq 3
   "$PY" test.py "${common[@]}" --load_size 128 --eval
