@@ -1,0 +1,113 @@
+"""The bad-input catalogue: each case runs the real CLI and must end with exactly one `error:` line, exit
+code 2, no traceback, and leave an existing checkpoint untouched."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT, make_aligned, make_unaligned, smooth_image, write
+
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+TINY = ['--ngf', '4', '--ndf', '4', '--num_threads', '0', '--gpu_ids', '-1', '--n_epochs', '1',
+        '--n_epochs_decay', '0']
+RESNET = ['--netG', 'resnet_6blocks', '--load_size', '32', '--crop_size', '32']
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    """Datasets with one defect each, plus a trained model whose files must survive every bad call."""
+    t = tmp_path_factory.mktemp('bad')
+    rng = np.random.default_rng(0)
+    w = {'t': t, 'ck': str(t / 'ck')}
+    w['good'] = make_aligned(str(t / 'good'))
+    w['unaligned'] = make_unaligned(str(t / 'unaligned'))
+    for name, payload in [('corrupt', b'not an image at all'), ('truncated', None)]:
+        root = make_aligned(str(t / name))
+        path = os.path.join(root, 'train', '000.png')
+        data = open(path, 'rb').read()
+        open(path, 'wb').write(payload if payload is not None else data[:len(data) // 3])
+    w['corrupt'], w['truncated'] = str(t / 'corrupt'), str(t / 'truncated')
+    w['small'] = make_aligned(str(t / 'small'), size=16)
+    w['empty'] = str(t / 'empty')
+    os.makedirs(os.path.join(w['empty'], 'train'))
+    mixed = make_aligned(str(t / 'mixed'))  # 16-bit, RGBA and palette PNGs must load, not fail
+    a = smooth_image(rng, 32, 64)
+    cv2.imwrite(os.path.join(mixed, 'train', '100.png'), a.astype(np.uint16) * 257)
+    Image.fromarray(np.dstack([a, np.full(a.shape[:2], 200, np.uint8)])).save(os.path.join(mixed, 'train', '101.png'))
+    Image.fromarray(a).convert('P').save(os.path.join(mixed, 'train', '102.png'))
+    w['mixed'] = mixed
+    img = smooth_image(rng, 30, 40)
+    write(str(t / 'tiny.png'), img[:10, :12])
+    open(t / 'text.png', 'w').write('hello')
+    # the trained model that every call below must leave alone
+    r = run(['train.py', '--dataroot', w['good'], '--name', 'keep', '--model', 'pix2pix', '--checkpoints_dir', w['ck']]
+            + TINY + RESNET)
+    assert r.returncode == 0, r.stderr
+    w['keep'] = {f: open(os.path.join(w['ck'], 'keep', f), 'rb').read() for f in os.listdir(os.path.join(w['ck'], 'keep'))
+                 if f.endswith('.pth')}
+    return w
+
+
+def run(args):
+    return subprocess.run([sys.executable] + args, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def train(w, data, *extra, name='bad', model='pix2pix'):
+    return ['train.py', '--dataroot', w[data] if data in w else data, '--name', name, '--model', model,
+            '--checkpoints_dir', w['ck']] + TINY + RESNET + list(extra)
+
+
+CASES = {
+    'missing dataroot': lambda w: (train(w, '/nonexistent/folder'), 'does not exist'),
+    'empty folder': lambda w: (train(w, 'empty'), 'no images'),
+    'corrupt image file': lambda w: (train(w, 'corrupt', '--serial_batches'), '000.png'),
+    'truncated image file': lambda w: (train(w, 'truncated', '--serial_batches'), '000.png'),
+    'wrong phase folder': lambda w: (train(w, 'good', '--phase', 'val'), 'use --phase'),
+    'unaligned data for pix2pix': lambda w: (train(w, 'unaligned'), 'dataset_mode unaligned'),
+    'image smaller than crop': lambda w: (train(w, 'small', '--preprocess', 'crop'), 'crop_size'),
+    'unet size not a multiple': lambda w: (train(w, 'good', '--netG', 'unet_128', '--preprocess', 'none'), '128'),
+    'unknown option': lambda w: (train(w, 'good', '--lamda_L1', '5'), 'lambda_L1'),
+    'unknown model': lambda w: (train(w, 'good', model='pix3pix'), 'unknown --model'),
+    'unknown dataset mode': lambda w: (train(w, 'good', '--dataset_mode', 'paired'), 'dataset_mode'),
+    'absurd batch size': lambda w: (train(w, 'good', '--batch_size', '0'), 'batch_size'),
+    'absurd lr': lambda w: (train(w, 'good', '--lr', '-1'), '--lr'),
+    'cuda asked without cuda': lambda w: (train(w, 'good', '--device', 'cuda'), 'CUDA'),
+    'existing name without continue': lambda w: (train(w, 'good', name='keep'), 'continue_train'),
+    'checkpoint for other netG': lambda w: (['test.py', '--dataroot', w['good'], '--name', 'keep', '--model',
+                                             'pix2pix', '--checkpoints_dir', w['ck'], '--results_dir',
+                                             str(w['t'] / 'res'), '--netG', 'resnet_9blocks'] + TINY[:8],
+                                            'resnet_6blocks'),
+    'test of a missing model': lambda w: (['test.py', '--dataroot', w['good'], '--name', 'nobody', '--model',
+                                           'pix2pix', '--checkpoints_dir', w['ck']] + RESNET, 'no checkpoint'),
+    'singan image not an image': lambda w: (['train.py', '--model', 'singan', '--dataroot', str(w['t'] / 'text.png'),
+                                             '--name', 's1', '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'],
+                                            'text.png'),
+    'singan image below min_size': lambda w: (['train.py', '--model', 'singan', '--dataroot', str(w['t'] / 'tiny.png'),
+                                               '--name', 's2', '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'],
+                                              'min_size'),
+    'singan generate without model': lambda w: (['generate.py', '--model', 'singan', '--name', 'nothing',
+                                                 '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'], 'nothing'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_bad_input_gives_one_clear_line(world, case):
+    args, needle = CASES[case](world)
+    r = run(args)
+    errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
+    assert r.returncode == 2, (case, r.returncode, r.stderr[-1500:])
+    assert len(errors) == 1 and needle in errors[0], (case, r.stderr[-1500:])
+    assert 'Traceback' not in r.stderr
+    keep = os.path.join(world['ck'], 'keep')
+    assert {f: open(os.path.join(keep, f), 'rb').read() for f in world['keep']} == world['keep']
+
+
+@pytest.mark.slow
+def test_16bit_rgba_palette_images_train(world):
+    r = run(train(world, 'mixed', name='mixed'))
+    assert r.returncode == 0, r.stderr[-1500:]
