@@ -203,3 +203,16 @@ def test_written_files_have_normal_permissions(tmp_path):
     atomic_write(str(tmp_path / 'f.txt'), lambda f: f.write('x'), mode='w')
     mode = stat.S_IMODE(os.stat(tmp_path / 'f.txt').st_mode)
     assert mode & 0o044 == 0o044 or os.umask(os.umask(0)) & 0o044  # readable by others unless umask forbids
+
+
+def test_save_by_iter_and_load_iter(dirs):
+    d, tmp = dirs
+    data = make_aligned(str(tmp / 'a'))
+    args = ['--dataroot', data, '--name', 'it', '--model', 'pix2pix'] + RESNET + TINY + d
+    run_train(args + ['--n_epochs', '1', '--n_epochs_decay', '0', '--save_latest_freq', '2', '--save_by_iter'])
+    ck = tmp / 'ck' / 'it'
+    assert (ck / 'iter_2_net_G.pth').is_file() and (ck / 'iter_4_net_G.pth').is_file()
+    assert not torch.equal(weights(ck / 'iter_2_net_G.pth')['model.1.weight'],
+                           weights(ck / 'iter_4_net_G.pth')['model.1.weight'])
+    run_test(args + ['--load_iter', '2'], tmp)
+    assert len(glob.glob(str(tmp / 'res' / 'it' / 'test_latest_iter2' / 'images' / '*.png'))) == 12
