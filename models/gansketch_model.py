@@ -1,0 +1,368 @@
+"""GAN Sketching ("Sketch Your Own GAN", Wang, Bau, Zhu, ICCV 2021): fine-tune a pretrained StyleGAN2 so that
+its samples take the pose and composition of a few user sketches.
+
+    python train.py --model gansketch --name horse_riders --dataroot_sketch data/sketch/photosketch/horse_riders \
+        --g_pretrained pretrained/stylegan2-horse/netG.pth --d_pretrained pretrained/stylegan2-horse/netD.pth \
+        --dataroot_image data/image/horse --l_image 0.7 --diffaug_policy translation
+    python generate.py --model gansketch --ckpt weights/photosketch_horse_riders_aug.pth --save_dir output/horse_riders
+
+A sketch discriminator compares sketch(G(z)) with the user's sketches; an image discriminator on G(z) vs
+real images (`--l_image`), or an L1 pull towards the pretrained weights (`--l_weight`), keeps the samples
+realistic and diverse. Only the mapping network is trained (or, with `--optim_param_g w_shift`, one
+offset in W). Options and defaults are the reference's; `--sketch_net edges` swaps PhotoSketch for a
+built-in edge extractor that needs no weights. Checkpoints are the reference's plain state dicts,
+`checkpoints/<name>/<iter>_net_{G,D_sketch,D_image,misc}.pth`, so its released `weights/*.pth` load.
+"""
+import argparse
+import math
+import os
+import re
+import time
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from data.image_dataset import ImageDataset
+from util.util import UsageError, load_checkpoint, save_checkpoint
+from .base_model import BaseModel, rng_state, set_rng_state
+from .photosketch import build_sketch_net
+from .stylegan2 import Discriminator, load_state_checked
+from .stylegan2_model import (add_generate_options, add_network_options, build_discriminator, build_generator,
+                              diff_augment, generate_samples, image_grid, latest_file, mixing_noise, parse_policy,
+                              r1_penalty)
+
+GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
+
+
+def gan_loss(pred, target_is_real, for_discriminator, mode):
+    """The reference's GANLoss for one logit batch (softplus = non-saturating logistic)."""
+    if mode == 'softplus':
+        return F.softplus(-pred if target_is_real else pred).mean()
+    if mode == 'hinge':
+        if not for_discriminator:
+            return -pred.mean()
+        return F.relu(1 - pred).mean() if target_is_real else F.relu(1 + pred).mean()
+    if mode == 'ls':
+        return F.mse_loss(pred, torch.full_like(pred, float(target_is_real)))
+    if mode == 'original':
+        return F.binary_cross_entropy_with_logits(pred, torch.full_like(pred, float(target_is_real)))
+    return -pred.mean() if target_is_real else pred.mean()
+
+
+class SketchTransform:
+    """The reference's `--transform_real/--transform_fake` ops, in order: upN / downN (N bicubic x2 steps),
+    toSketch (the sketch net), to3ch (1 channel -> 3); DiffAugment follows when asked for."""
+
+    def __init__(self, spec, sketch_net, augment):
+        self.ops = [op.strip() for op in spec.split(',') if op.strip()]
+        for op in self.ops:
+            if not (op in ('to3ch', 'toSketch') or re.fullmatch(r'(up|down)\d+', op)):
+                raise UsageError(f'unknown transform op {op!r}; use a comma list of upN, downN, toSketch, to3ch')
+        self.sketch_net, self.augment = sketch_net, augment
+
+    def __call__(self, x, augment=True):
+        for op in self.ops:
+            if op == 'to3ch':
+                x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+            elif op == 'toSketch':
+                x = self.sketch_net(x)
+            else:
+                factor = 2.0 if op.startswith('up') else 0.5
+                for _ in range(int(op.lstrip('updown'))):
+                    x = F.interpolate(x, scale_factor=factor, mode='bicubic', align_corners=False)
+        return diff_augment(x, self.augment) if augment else x
+
+
+class GANSketchModel(BaseModel):
+    own_loop = True
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        add_network_options(parser, train_defaults=False)
+        if not is_train:
+            return add_generate_options(parser, truncation=0.5)
+        parser.set_defaults(dataset_mode='sketch', lr=0.002, beta1=0.0, batch_size=4, gan_mode='softplus',
+                            num_threads=0)  # sketches live in memory; the reference loads images in-process too
+        g = parser.add_argument
+        g('--dataroot_sketch', type=str, default=None, help='folder of the user sketches')
+        g('--dataroot_image', type=str, default=None, help='real images for image regularisation (--l_image)')
+        g('--sketch_channel', type=int, default=1, choices=[1, 3], help='channels of the sketches')
+        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
+        g('--max_iter', type=int, default=75001, help='training stops at this iteration')
+        g('--save_freq', type=int, default=2500, help='save every this many iterations (and at 0)')
+        g('--latent_avg_samples', type=int, default=8192, help='z samples for the mean w of psi=0.5 visuals')
+        g('--mixing', type=float, default=0.9, help='style-mixing probability of the training fakes')
+        g('--optim_param_g', type=str, default='style', choices=['style', 'w_shift'],
+          help='style: train the mapping network; w_shift: train one offset added to w')
+        g('--g_pretrained', type=str, default='', help='pretrained generator (plain state dict or checkpoint)')
+        g('--d_pretrained', type=str, default='', help='pretrained discriminator (plain state dict or checkpoint)')
+        g('--dsketch_no_pretrain', action='store_true', help='start the sketch discriminator from scratch')
+        g('--beta2', type=float, default=0.99, help='Adam beta2')
+        g('--l_image', type=float, default=0, help='weight of the image regularisation (D_image on real images)')
+        g('--l_weight', type=float, default=0, help='weight of the L1 pull towards the pretrained weights')
+        g('--no_d_regularize', action='store_true', help='no R1 regularisation')
+        g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
+        g('--r1', type=float, default=10, help='R1 weight')
+        g('--transform_real', type=str, default='to3ch', help='ops applied to the real sketches before D')
+        g('--transform_fake', type=str, default='toSketch,to3ch', help='ops applied to G(z) before D_sketch')
+        g('--sketch_net', type=str, default='photosketch', choices=['photosketch', 'edges'],
+          help='image->sketch network: PhotoSketch (weights at --photosketch_path) or a built-in edge extractor')
+        g('--photosketch_path', type=str, default='./pretrained/photosketch.pth', help='PhotoSketch weights')
+        g('--diffaug_policy', type=str, default='', help='DiffAugment ops: color,translation,cutout')
+        return parser
+
+    def __init__(self, opt):
+        BaseModel.__init__(self, opt)
+        if not self.isTrain:
+            return
+        if opt.world_size > 1:
+            raise UsageError('--model gansketch trains on one device; run train.py without torchrun')
+        if not opt.g_pretrained:
+            raise UsageError('--g_pretrained is required: GAN Sketching fine-tunes a pretrained StyleGAN2 '
+                             '(train one with --model stylegan2, or use GAN Sketching\'s pretrained/*/netG.pth)')
+        if opt.gan_mode not in GAN_MODES:
+            raise UsageError(f'--gan_mode {opt.gan_mode} is not one of GAN Sketching\'s: {" | ".join(GAN_MODES)}')
+        if opt.l_image > 0 and not opt.dataroot_image:
+            raise UsageError('--l_image > 0 needs real images: pass --dataroot_image (the pretrained G\'s training '
+                             'images), or use --l_weight instead')
+        for key in ('max_iter', 'save_freq', 'd_reg_every'):
+            if getattr(opt, key) < 1:
+                raise UsageError(f'--{key} must be at least 1')
+        augment = parse_policy(opt.diffaug_policy)
+
+        self.netG = build_generator(opt.g_pretrained, opt, w_shift=opt.optim_param_g == 'w_shift')
+        size, cfg = self.netG.size, dict(channel_multiplier=self.netG.channel_multiplier,
+                                         channel_max=self.netG.channel_max)
+        use_pretrained_d = bool(opt.d_pretrained)
+        self.netD_sketch = (build_discriminator(opt.d_pretrained, size, opt)
+                            if use_pretrained_d and not opt.dsketch_no_pretrain else Discriminator(size, **cfg))
+        self.model_names = ['G', 'D_sketch']
+        if opt.l_image > 0:
+            self.netD_image = build_discriminator(opt.d_pretrained, size, opt) if use_pretrained_d \
+                else Discriminator(size, **cfg)
+            self.model_names.append('D_image')
+
+        needs_sketch = 'toSketch' in (opt.transform_fake + opt.transform_real)
+        sketch_net = build_sketch_net(opt.sketch_net, opt.photosketch_path, 'cpu') if needs_sketch else None
+        self.sketch_net = sketch_net
+        self.tf_fake = SketchTransform(opt.transform_fake, sketch_net, augment)
+        self.tf_real = SketchTransform(opt.transform_real, sketch_net, augment)
+
+        tag = 'w_shift' if opt.optim_param_g == 'w_shift' else 'style'
+        self.netG.requires_grad_(False)
+        self.G_params = [p for n, p in self.netG.named_parameters() if tag in n]
+        for p in self.G_params:
+            p.requires_grad_(True)
+        self.G_ref = [p.detach().clone() for p in self.G_params] if opt.l_weight > 0 else None
+        self.D_params = [p for name in self.model_names[1:] for p in getattr(self, 'net' + name).parameters()]
+        c = 1.0 if opt.no_d_regularize else opt.d_reg_every / (opt.d_reg_every + 1)
+        self.optimizer_G = torch.optim.Adam(self.G_params, lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        self.optimizer_D = torch.optim.Adam(self.D_params, lr=opt.lr * c, betas=(opt.beta1 ** c, opt.beta2 ** c))
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+        self.loss_names = ['D_fake_sketch', 'D_real_sketch', 'G_sketch']
+        if opt.l_image > 0:
+            self.loss_names += ['D_fake_image', 'D_real_image', 'G_image']
+        if not opt.no_d_regularize:
+            self.loss_names += ['D_r1_loss_sketch'] + (['D_r1_loss_image'] if opt.l_image > 0 else [])
+        if opt.l_weight > 0:
+            self.loss_names.append('l_weight')
+        for name in self.loss_names:
+            setattr(self, 'loss_' + name, torch.zeros(()))
+        self.iteration = 0
+        self.visuals = OrderedDict()
+        self.real_image = None
+
+    # ---------------------------------------------------------------- set-up and checkpoints
+    def setup(self, opt):
+        for _, net in self.nets():
+            net.to(self.device)
+        if self.sketch_net is not None:
+            self.sketch_net.to(self.device)
+        self.G_ref = [p.to(self.device) for p in self.G_ref] if self.G_ref else None
+        if opt.continue_train:  # --load_iter N picks <N>_net_*.pth, else the latest
+            it = opt.load_iter or latest_file(self.save_dir, r'(\d+)_net_misc\.pth')[0]
+            if it is None or not os.path.isfile(self._path(it, 'misc')):
+                raise UsageError(f'--continue_train: no {it if it is not None else "<iter>"}_net_misc.pth in '
+                                 f'{self.save_dir}; check --name / --load_iter, or drop --continue_train')
+            self.load(it)
+        self.print_networks(opt.verbose)
+
+    def _path(self, it, name):
+        return os.path.join(self.save_dir, f'{it}_net_{name}.pth')
+
+    def save(self, it):
+        if not self.opt.is_main:
+            return
+        for name, sd in self.state_dicts().items():
+            save_checkpoint(sd, self._path(it, name))
+        args = {k: v for k, v in vars(self.opt).items() if isinstance(v, (bool, int, float, str, type(None)))}
+        save_checkpoint({'g_optim': self.optimizer_G.state_dict(), 'd_optim': self.optimizer_D.state_dict(),
+                         'opt': argparse.Namespace(**args), 'iter': it, 'rng': rng_state()}, self._path(it, 'misc'))
+
+    def load(self, it):
+        misc_path = self._path(it, 'misc')
+        for name, net in self.nets():
+            load_state_checked(net, load_checkpoint(self._path(it, name), map_location='cpu'), self._path(it, name))
+        misc = load_checkpoint(misc_path, map_location='cpu', safe_globals=(argparse.Namespace,))
+        self.optimizer_G.load_state_dict(misc['g_optim'])
+        self.optimizer_D.load_state_dict(misc['d_optim'])
+        if 'rng' in misc:
+            set_rng_state(misc['rng'])
+        self.iteration = it + 1
+        if self.opt.is_main:
+            print(f'resuming after iteration {it}')
+
+    # ---------------------------------------------------------------- one step
+    def set_input(self, input):
+        """{'sketch': (B, C, s, s) user sketches, 'image': optional (B, 3, S, S) real images}."""
+        size = self.netG.size
+        sketch = input['sketch'].to(self.device, non_blocking=True)
+        if sketch.shape[-1] != size:
+            sketch = F.interpolate(sketch, size=(size, size), mode='bicubic', align_corners=False,
+                                   antialias=sketch.shape[-1] > size).clamp(-1, 1)
+        self.real_sketch = sketch
+        if input.get('image') is not None:
+            self.real_image = input['image'].to(self.device, non_blocking=True)
+
+    def forward(self):
+        z = mixing_noise(self.opt.batch_size, self.netG.style_dim, self.opt.mixing, self.device)
+        self.fake_image, _ = self.netG(z)
+        return self.fake_image
+
+    def _gan(self, pred, real, for_d):
+        return gan_loss(pred, real, for_d, self.opt.gan_mode)
+
+    def optimize_parameters(self):
+        """D step (fakes without gradients), lazy R1 every --d_reg_every iterations, then G step."""
+        o, it = self.opt, self.iteration
+        for p in self.D_params:
+            p.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.forward()
+            fake_sketch = self.tf_fake(fake, augment=False)
+        self.fake_inputD = diff_augment(fake_sketch, self.tf_fake.augment)
+        self.real_inputD = self.tf_real(self.real_sketch)
+        self.loss_D_fake_sketch = self._gan(self.netD_sketch(self.fake_inputD), False, True)
+        self.loss_D_real_sketch = self._gan(self.netD_sketch(self.real_inputD), True, True)
+        loss = self.loss_D_fake_sketch + self.loss_D_real_sketch
+        if o.l_image > 0:
+            self.loss_D_fake_image = o.l_image * self._gan(self.netD_image(fake), False, True)
+            self.loss_D_real_image = o.l_image * self._gan(self.netD_image(self.real_image), True, True)
+            loss = loss + self.loss_D_fake_image + self.loss_D_real_image
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_D.step()
+
+        if not o.no_d_regularize and it % o.d_reg_every == 0:
+            real = self.real_sketch.detach().requires_grad_(True)
+            self.loss_D_r1_loss_sketch = o.r1 / 2 * r1_penalty(self.netD_sketch(self.tf_real(real)), real) \
+                * o.d_reg_every
+            loss = self.loss_D_r1_loss_sketch
+            if o.l_image > 0:
+                image = self.real_image.detach().requires_grad_(True)
+                self.loss_D_r1_loss_image = o.l_image * o.r1 / 2 * r1_penalty(self.netD_image(image), image) \
+                    * o.d_reg_every
+                loss = loss + self.loss_D_r1_loss_image
+            self.optimizer_D.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_D.step()
+
+        for p in self.D_params:
+            p.requires_grad_(False)
+        fake = self.forward()
+        self.loss_G_sketch = self._gan(self.netD_sketch(self.tf_fake(fake)), True, False)
+        loss = self.loss_G_sketch
+        if o.l_image > 0:
+            self.loss_G_image = o.l_image * self._gan(self.netD_image(fake), True, False)
+            loss = loss + self.loss_G_image
+        if o.l_weight > 0:
+            self.loss_l_weight = o.l_weight * sum((p - r).abs().mean() for p, r in zip(self.G_params, self.G_ref)) \
+                / len(self.G_params)
+            loss = loss + self.loss_l_weight
+        self.optimizer_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_G.step()
+        self.iteration += 1
+
+    # ---------------------------------------------------------------- visuals
+    @torch.no_grad()
+    def compute_visuals(self, sample_z=None):
+        """The reference's visuals: fixed-z samples, their sketches, psi=0.5 samples, and the last D inputs."""
+        v = OrderedDict()
+        if sample_z is not None:
+            sample, _ = self.netG([sample_z])
+            v['sample'] = image_grid(sample)
+            v['sample_transf'] = image_grid(self.tf_fake(sample, augment=False).clamp(-1, 1))
+            mean = self.netG.mean_latent(self.opt.latent_avg_samples)
+            v['sample_psi0.5'] = image_grid(self.netG([sample_z], truncation=0.5, truncation_latent=mean)[0])
+        v['real_inputD'] = image_grid(self.real_inputD[:8].clamp(-1, 1))
+        v['fake_inputD'] = image_grid(self.fake_inputD[:8].clamp(-1, 1))
+        self.visuals = v
+
+    def get_current_visuals(self):
+        return self.visuals
+
+    # ---------------------------------------------------------------- loop and sampling
+    def _image_batches(self):
+        """Endless shuffled batches of --dataroot_image at the generator's size (the reference drops the last)."""
+        o = self.opt
+        ds = ImageDataset(o, root=o.dataroot_image, size=self.netG.size, flip=False)
+        loader = torch.utils.data.DataLoader(ds, batch_size=o.batch_size, shuffle=True,
+                                             drop_last=len(ds) >= o.batch_size,
+                                             num_workers=o.num_threads, persistent_workers=o.num_threads > 0,
+                                             pin_memory=self.device.type == 'cuda')
+        while True:
+            for batch in loader:
+                yield batch['A']
+
+    def _sketch_batches(self, sketches):
+        """Endless batches drawn from back-to-back random permutations, so any number of sketches works."""
+        sketches = sketches.to(self.device)
+        stream = torch.empty(0, dtype=torch.long)
+        while True:
+            while len(stream) < self.opt.batch_size:
+                stream = torch.cat([stream, torch.randperm(len(sketches))])
+            idx, stream = stream[:self.opt.batch_size], stream[self.opt.batch_size:]
+            yield sketches[idx.to(self.device)]
+
+    def train_loop(self, dataset, visualizer):
+        o = self.opt
+        sketches = getattr(dataset, 'dataset', dataset).sketches
+        sketch_batches = self._sketch_batches(sketches)
+        images = self._image_batches() if o.l_image > 0 else None
+        sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
+        if o.is_main:
+            print(f'{len(sketches)} sketches; training {sum(p.numel() for p in self.G_params)} generator parameters '
+                  f'({o.optim_param_g}); iterations {self.iteration}..{o.max_iter - 1}')
+        it = None
+        while self.iteration < o.max_iter:
+            it = self.iteration
+            t0 = time.time()
+            self.set_input({'sketch': next(sketch_batches), 'image': next(images) if images else None})
+            t1 = time.time()
+            self.optimize_parameters()
+            if it % o.print_freq == 0:
+                losses = self.get_current_losses()
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise UsageError(f'non-finite loss {bad} at iteration {it}; resume the last checkpoint with '
+                                     '--continue_train and a lower --lr')
+                n = self.real_sketch.shape[0]
+                visualizer.print_current_losses(0, it, losses, (time.time() - t1) / n, (t1 - t0) / n)
+                visualizer.plot_current_losses(0, it, losses)
+            if it % o.display_freq == 0:
+                self.compute_visuals(sample_z)
+                visualizer.display_current_results(self.visuals, it // o.display_freq + 1, True)
+            if it % o.save_freq == 0:
+                self.save(it)
+        if it is not None and it % o.save_freq:
+            self.save(it)
+
+    def generate(self):
+        ckpt = self.opt.ckpt or latest_file(self.save_dir, r'(\d+)_net_G\.pth')[1]
+        if ckpt is None:
+            raise UsageError(f'no <iter>_net_G.pth in {self.save_dir}; pass --ckpt FILE (e.g. '
+                             'weights/photosketch_horse_riders_aug.pth) or train with --model gansketch first')
+        return generate_samples(self.opt, ckpt, f'GAN Sketching {os.path.basename(ckpt)}')
