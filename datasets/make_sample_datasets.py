@@ -170,11 +170,72 @@ def make_singan(folder, size, rng):
     save_image(fit(grass[:384]), os.path.join(folder, 'sample_gray.png'))  # 1-channel PNG
 
 
+SCENE_CLASSES = ('background', 'disc', 'box', 'triangle')
+N_SCENES = 200
+
+
+def _scene_texture(rng, k, size):
+    """HxWx3 float texture of class k, with a per-image random palette: each class keeps its own hue range and
+    pattern (background: vertical gradient; disc: radial shading; box: stripes; triangle: checks)."""
+    hue = {0: (95, 125), 1: (0, 15), 2: (40, 70), 3: (130, 160)}[k]  # OpenCV hue, 0..180
+    hsv = np.uint8([[[rng.uniform(*hue), rng.uniform(120, 230), rng.uniform(150, 240)]]])
+    base = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    if k == 0:
+        shade = 0.55 + 0.45 * yy
+    elif k == 1:
+        cy, cx = rng.uniform(0.2, 0.8, 2)
+        shade = 1.1 - 0.8 * np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    elif k == 2:
+        period, angle = rng.uniform(0.06, 0.15), rng.uniform(0, np.pi)
+        shade = 0.75 + 0.25 * np.sign(np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period))
+    else:
+        cell = rng.uniform(0.05, 0.12)
+        shade = 0.7 + 0.3 * ((np.floor(xx / cell) + np.floor(yy / cell)) % 2)
+    return np.clip(base * shade[..., None] + rng.normal(0, 4, (size, size, 3)), 0, 255)
+
+
+def _scene_shape(rng, k, size):
+    """Boolean mask of one shape of class k at a random place, size and angle."""
+    mask = np.zeros((size, size), np.uint8)
+    c = rng.uniform(0.25, 0.75, 2) * size
+    r = rng.uniform(0.16, 0.3) * size
+    if k == 1:
+        cv2.ellipse(mask, (int(c[0]), int(c[1])), (int(r), int(r * rng.uniform(0.7, 1.0))), rng.uniform(0, 180),
+                    0, 360, 1, -1)
+    else:
+        n = 4 if k == 2 else 3
+        angles = rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n
+        stretch = rng.uniform(0.6, 1.0) if k == 2 else 1.0
+        pts = np.stack([c[0] + r * np.cos(angles), c[1] + r * stretch * np.sin(angles)], 1)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def make_scenes(folder, size, rng):
+    """Scenes with label maps for --dataset_mode segmented: image/NNNN.jpg + label/NNNN.png (class indices
+    0 background, 1 disc, 2 box, 3 triangle; each class with its own colours and texture). Shapes are placed at
+    random and may occlude each other; the label is the visible class. classes.txt names the classes."""
+    mkdirs(os.path.join(folder, 'image'), os.path.join(folder, 'label'))
+    for i in range(N_SCENES):
+        image, label = _scene_texture(rng, 0, size), np.zeros((size, size), np.uint8)
+        present = [k for k in (1, 2, 3) if rng.random() < 0.85] or [int(rng.integers(1, 4))]
+        for k in rng.permutation(present):
+            inside = _scene_shape(rng, k, size)
+            image[inside] = _scene_texture(rng, k, size)[inside]
+            label[inside] = k
+        save_image(image.astype(np.uint8), os.path.join(folder, 'image', f'{i + 1:04d}.jpg'))
+        save_image(label, os.path.join(folder, 'label', f'{i + 1:04d}.png'))
+    with open(os.path.join(folder, 'classes.txt'), 'w') as f:
+        f.write(''.join(f'{k} {name}\n' for k, name in enumerate(SCENE_CLASSES)))
+
+
 DATASETS = {
     'sample_edges2photo': make_edges2photo,
     'sample_colorization': make_colorization,
     'sample_photo2painting': make_photo2painting,
     'singan': make_singan,
+    'sample_scenes': make_scenes,
 }
 
 

@@ -1,0 +1,496 @@
+"""SemanticStyleGAN: a StyleGAN2 whose latent space is split by semantic class, trained on images with masks.
+
+    python datasets/make_sample_datasets.py --only sample_scenes --size 64
+    python train.py --model semantic --dataroot datasets/sample_scenes --name scenes --size 64 --seg_dim 4 \\
+        --coarse_size 32 --min_feat_size 8
+    python generate.py --model semantic --name scenes --samples 16
+    python generate.py --model semantic --name scenes --edit_class 1 --edit_part texture --edit_mode swap
+
+Training follows seasonSH/SemanticStyleGAN's train.py: logistic GAN loss on (image, mask) pairs through the
+dual-branch discriminator, lazy R1 on the real image (--r1_img) and real mask (--r1_seg) separately, the mask
+loss lambda_mask * MSE(coarse mask, final mask pooled to the coarse size) that keeps the render net's mask
+residual small, lazy path-length regularisation on the expanded latents, per-class style mixing, an EMA
+generator. Checkpoints are `checkpoints/<name>/NNNNNN.pt` = {g, d, g_ema, g_optim, d_optim, args} (+ iter,
+mean_path_length, rng for exact resume) with `args` a Namespace of the reference's option names, so the
+reference's tools read them and its released files load here (`args` goes through an allow-list).
+
+Local editing replaces the W+ rows of chosen classes (shape 2+2k, texture 3+2k for base_layers 2) by those of
+another sample; the change should stay inside the class's mask (`edit_locality` measures how much does).
+"""
+import argparse
+import math
+import os
+import time
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.segmented_dataset import label_masks
+from util import html
+from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im
+from .base_model import BaseModel, rng_state, set_rng_state
+from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
+                                generator_from_args)
+from .stylegan2_model import (CKPT_RE, _forever, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
+                              g_nonsaturating_loss, image_grid, latest_file, mixing_noise, path_length_penalty)
+
+# The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
+COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
+          (185, 231, 105), (107, 137, 198), (241, 196, 83), (242, 158, 76), (234, 114, 71), (215, 95, 155),
+          (207, 113, 192), (159, 89, 165), (142, 82, 172), (158, 115, 200), (116, 95, 159)]
+ARCH_KEYS = ('size', 'latent', 'n_mlp', 'channel_multiplier', 'channel_max', 'seg_dim', 'local_layers',
+             'local_channel', 'base_layers', 'depth_layers', 'coarse_size', 'coarse_channel', 'min_feat_size',
+             'residual_refine', 'detach_texture', 'transparent_dims', 'lr_mlp')
+PARTS = ('shape', 'texture', 'both')
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def palette(n):
+    """(n, 3) uint8 colours: the reference's map, extended with golden-ratio hues."""
+    extra = [tuple(int(255 * c) for c in _hsv(((i * 0.618) % 1.0), 0.6, 0.9)) for i in range(max(0, n - len(COLORS)))]
+    return np.array((COLORS + extra)[:n], np.uint8)
+
+
+def _hsv(h, s, v):
+    i, f = int(h * 6) % 6, h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+
+
+def colorize(labels, n):
+    """(B, H, W) class indices -> (B, 3, H, W) colour masks in [-1, 1] (the form visuals take)."""
+    colors = torch.from_numpy(palette(n)).to(labels.device).float() / 127.5 - 1
+    return colors[labels.long()].permute(0, 3, 1, 2)
+
+
+def overlay(images, labels, n, alpha=0.5):
+    """Blend each non-background class's colour over the image."""
+    colored = colorize(labels, n)
+    fg = (labels > 0).unsqueeze(1).to(images)
+    return images.clamp(-1, 1) * (1 - alpha * fg) + colored * alpha * fg
+
+
+def reference_args(opt):
+    """The Namespace stored as `args`: the reference's option names (so its make_model(args) rebuilds the
+    generator) plus the training settings of this run."""
+    transparent = opt.transparent_dims
+    if transparent is None:  # auto: the CelebAMask-HQ layout has see-through eyeglasses and earrings
+        transparent = list(CELEBA_TRANSPARENT) if opt.seg_dim == len(CELEBA_CLASSES) else []
+    args = dict(size=opt.size, latent=opt.z_dim, n_mlp=opt.n_mlp, channel_multiplier=opt.channel_multiplier,
+                channel_max=opt.channel_max, seg_dim=opt.seg_dim, local_layers=opt.local_layers,
+                local_channel=opt.local_channel, base_layers=opt.base_layers, depth_layers=opt.depth_layers,
+                coarse_size=opt.coarse_size, coarse_channel=opt.coarse_channel, min_feat_size=opt.min_feat_size,
+                residual_refine=opt.residual_refine, detach_texture=opt.detach_texture,
+                transparent_dims=list(transparent), iter=opt.iter, batch=opt.batch_size, lr=opt.lr,
+                mixing=opt.mixing, r1_img=opt.r1_img, r1_seg=opt.r1_seg, path_regularize=opt.path_regularize,
+                path_batch_shrink=opt.path_batch_shrink, d_reg_every=opt.d_reg_every, g_reg_every=opt.g_reg_every,
+                lambda_mask=opt.lambda_mask, n_sample=opt.n_sample, save_every=opt.save_every,
+                dataset=opt.dataroot, lr_mlp=opt.lr_mlp)
+    return argparse.Namespace(**args)
+
+
+def read_checkpoint(path):
+    """A SemanticStyleGAN checkpoint dict; `args` (argparse.Namespace) is the only object allowed besides tensors."""
+    ckpt = load_checkpoint(path, map_location='cpu', safe_globals=(argparse.Namespace,))
+    if not isinstance(ckpt, dict) or 'args' not in ckpt or not any(k in ckpt for k in ('g_ema', 'g')):
+        raise UsageError(f'{path} is not a SemanticStyleGAN checkpoint (needs args and g_ema); pass a file saved by '
+                         '--model semantic or by seasonSH/SemanticStyleGAN')
+    return ckpt
+
+
+def load_net(net, state, path, key):
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).split('\n\t')[1][:200] if '\n\t' in str(e) else str(e)[:200]
+        raise UsageError(f'{path}: {key} does not fit the network built from its args ({first}); the file is '
+                         'damaged or its args do not describe its weights') from None
+
+
+def edit_latents(g, w_plus, donor, classes, part):
+    """w_plus with the shape and/or texture rows of `classes` taken from donor (both (B, n_latent, D))."""
+    slots = {'shape': (g.shape_slot,), 'texture': (g.texture_slot,), 'both': (g.shape_slot, g.texture_slot)}[part]
+    rows = [slot(k) for k in classes for slot in slots]
+    edited = w_plus.clone()
+    edited[:, rows] = donor[:, rows]
+    return edited
+
+
+@torch.no_grad()
+def edit_locality(g, w_plus, donor, classes, part):
+    """Edit `classes` of each W+ with the donor's rows; returns (before, after, fraction) where before/after are
+    generator outputs (dicts) and fraction (B,) is the share of the summed absolute pixel change that lies in
+    the classes' region (their mask before or after the edit). Noise is fixed, so only the latents differ."""
+    run = lambda w: g([w], input_is_latent=True, randomize_noise=False, return_all=True)  # noqa: E731
+    before, after = run(w_plus), run(edit_latents(g, w_plus, donor, classes, part))
+    change = (after['image'] - before['image']).abs().sum(1)
+    cls = torch.tensor(classes, device=change.device)
+    region = torch.isin(before['seg'].argmax(1), cls) | torch.isin(after['seg'].argmax(1), cls)
+    fraction = (change * region).sum((1, 2)) / change.sum((1, 2)).clamp_min(1e-12)
+    return before, after, fraction
+
+
+# ----------------------------------------------------------------------------------------- the model
+class SemanticModel(BaseModel):
+    own_loop = True
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        g = parser.add_argument
+        if not is_train:
+            g('--ckpt', type=str, default=None, help='checkpoint with g_ema and args (ours or the reference\'s); '
+              'default: the latest of checkpoints/<name>')
+            g('--save_dir', '--outdir', type=str, default=None, help='output folder (default: results_dir/<name>)')
+            g('--samples', '--sample', type=int, default=20, help='number of samples (or edited samples)')
+            g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
+            g('--truncation', type=float, default=0.7, help='truncation psi (1 = none)')
+            g('--truncation_mean', type=int, default=10000, help='z samples averaged for the truncation centre')
+            g('--save_latent', action='store_true', help='also save each sample\'s w (1 x D, truncated) as .npy')
+            g('--edit_class', type=str, nargs='+', default=None, help='local editing: class indices (or CelebAMask '
+              'names such as hair) whose latents are replaced')
+            g('--edit_part', type=str, default='texture', choices=PARTS, help='which latents of --edit_class change')
+            g('--edit_mode', type=str, default='swap', choices=('swap', 'resample'),
+              help='swap: take them from the next sample; resample: from a fresh random sample')
+            parser.set_defaults(batch_size=8)
+            return parser
+        add_network_options(parser, train_defaults=True)
+        parser.set_defaults(dataset_mode='segmented', lr=0.002, beta1=0.0, batch_size=16)
+        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
+        g('--seg_dim', type=int, default=13, help='number of semantic classes (13 for CelebAMask-HQ)')
+        g('--local_layers', type=int, default=10, help='layers of each local generator')
+        g('--base_layers', type=int, default=2, help='leading local layers driven by the shared base latents')
+        g('--depth_layers', type=int, default=6, help='local layers before the pseudo-depth readout')
+        g('--local_channel', type=int, default=64, help='channels of the local generators')
+        g('--coarse_channel', type=int, default=512, help='channels of the fused coarse feature map')
+        g('--coarse_size', type=int, default=64, help='size of the coordinate grid, coarse feature and masks')
+        g('--min_feat_size', type=int, default=16, help='the render net starts from the feature pooled to this')
+        g('--residual_refine', action='store_true', default=True, help='final mask = upsampled coarse mask + '
+          'residual (the README recipe; default on)')
+        g('--no_residual_refine', dest='residual_refine', action='store_false', help='mask from the render net alone')
+        g('--detach_texture', action='store_true', help='stop gradients from texture layers into shape layers')
+        g('--transparent_dims', type=int, nargs='*', default=None, help='see-through classes (default: 10 12 with '
+          '--seg_dim 13, the CelebAMask-HQ eyeglasses and earrings; none otherwise)')
+        g('--lambda_mask', type=float, default=100.0, help='weight of the mask regularisation')
+        g('--r1_img', type=float, default=10.0, help='R1 weight on the real image (the reference\'s, for 256-512 px; '
+          'scale it by (size/256)^2 for small images)')
+        g('--r1_seg', type=float, default=1000.0, help='R1 weight on the real mask (likewise scale by (size/256)^2: '
+          'too strong a weight keeps D blind to the masks and they collapse to the background)')
+        g('--path_regularize', type=float, default=0.5, help='path-length regularisation weight')
+        g('--path_batch_shrink', type=int, default=2, help='batch shrink factor of the path-length step')
+        g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
+        g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
+        g('--mixing', type=float, default=0.3, help='probability of per-class style mixing')
+        g('--beta2', type=float, default=0.99, help='Adam beta2')
+        g('--iter', type=int, default=200000, help='total training iterations')
+        g('--n_sample', type=int, default=16, help='fixed-z samples shown in the training visuals')
+        g('--save_every', type=int, default=10000, help='save a checkpoint every this many iterations')
+        g('--viz_every', dest='display_freq', type=int, default=argparse.SUPPRESS, help='alias of --display_freq')
+        g('--ckpt', type=str, default=None, help='start from this checkpoint (ours or the reference\'s)')
+        return parser
+
+    def __init__(self, opt):
+        BaseModel.__init__(self, opt)
+        self.visuals = OrderedDict()
+        if not self.isTrain:
+            return
+        if opt.world_size > 1:
+            raise UsageError('--model semantic trains on one device; run train.py without torchrun')
+        for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_every', 'n_sample'):
+            if getattr(opt, key) < 1:
+                raise UsageError(f'--{key} must be at least 1')
+        self.resume_path = self._resume_path()
+        self.resume = read_checkpoint(self.resume_path) if self.resume_path else None
+        self.args = reference_args(opt)
+        if self.resume is not None:
+            self._take_architecture(self.resume['args'])
+        self.seg_dim = self.args.seg_dim
+        self.loss_names = ['D', 'G', 'mask', 'r1_img', 'r1_seg', 'path', 'path_length', 'real_score', 'fake_score']
+        self.model_names = ['G', 'D', 'G_ema']
+        self.netG = generator_from_args(self.args)
+        self.netD = discriminator_from_args(self.args)
+        self.netG_ema = generator_from_args(self.args)
+        self.netG_ema.load_state_dict(self.netG.state_dict())
+        self.netG_ema.eval().requires_grad_(False)
+        self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, opt.beta1, opt.beta2, opt.g_reg_every)
+        self.optimizer_D = adam_for_lazy_reg(self.netD.parameters(), opt.lr, opt.beta1, opt.beta2, opt.d_reg_every)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.iteration = 0
+        self.mean_path_length = torch.zeros(())
+        for name in self.loss_names:
+            setattr(self, 'loss_' + name, torch.zeros(()))
+
+    def _take_architecture(self, saved):
+        """Resuming: the networks are built as the checkpoint's args say; the schedule follows the options."""
+        have = {key: getattr(saved, key, ARG_DEFAULTS[key]) for key in ARCH_KEYS}
+        if have['seg_dim'] != self.opt.seg_dim:
+            raise UsageError(f'{self.resume_path} was trained with {have["seg_dim"]} classes; pass --seg_dim '
+                             f'{have["seg_dim"]} (the labels are checked against it)')
+        differ = [k for k in ARCH_KEYS if have[k] != getattr(self.args, k) and
+                  not (k == 'transparent_dims' and list(have[k]) == list(getattr(self.args, k)))]
+        if differ and self.opt.is_main:
+            print(f'note: the network comes from {self.resume_path}: '
+                  + ', '.join(f'{k} {have[k]} (options: {getattr(self.args, k)})' for k in differ))
+        for key, value in have.items():
+            setattr(self.args, key, value)
+
+    def _resume_path(self):
+        opt = self.opt
+        _, latest = latest_file(self.save_dir, CKPT_RE.pattern)
+        if opt.ckpt:
+            return opt.ckpt
+        if opt.continue_train:
+            if latest is None:
+                raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; drop --continue_train '
+                                 'to start a new run')
+            return latest
+        if latest is not None:
+            raise UsageError(f'{self.save_dir} already holds SemanticStyleGAN checkpoints; pass --continue_train to '
+                             'resume, or choose another --name')
+        return None
+
+    # ---------------------------------------------------------------- set-up and checkpoints
+    def setup(self, opt):
+        for _, net in self.nets():
+            net.to(self.device)
+        if self.resume is not None:
+            self.load(self.resume, self.resume_path)
+            self.resume = None
+        self.mean_path_length = self.mean_path_length.to(self.device)
+        self.print_networks(opt.verbose)
+
+    def checkpoint(self):
+        sd = self.state_dicts()
+        return {'g': sd['G'], 'd': sd['D'], 'g_ema': sd['G_ema'], 'g_optim': self.optimizer_G.state_dict(),
+                'd_optim': self.optimizer_D.state_dict(), 'args': self.args, 'iter': self.iteration,
+                'mean_path_length': float(self.mean_path_length), 'rng': rng_state()}
+
+    def save(self):
+        path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
+        save_checkpoint(self.checkpoint(), path)
+        if self.opt.is_main:
+            print(f'saved {path}')
+
+    def load(self, ckpt, path):
+        """Weights and optimizers (a g_ema-only file starts G and D fresh from it), counters and RNGs."""
+        load_net(self.netG_ema, ckpt['g_ema'] if 'g_ema' in ckpt else ckpt['g'], path, 'g_ema')
+        load_net(self.netG, ckpt['g'] if 'g' in ckpt else ckpt['g_ema'], path, 'g')
+        if 'd' in ckpt:
+            load_net(self.netD, ckpt['d'], path, 'd')
+        for optim, key in ((self.optimizer_G, 'g_optim'), (self.optimizer_D, 'd_optim')):
+            if key in ckpt:
+                optim.load_state_dict(ckpt[key])
+        m = CKPT_RE.match(os.path.basename(path))
+        self.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
+        self.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
+        if 'rng' in ckpt:
+            set_rng_state(ckpt['rng'])
+        if self.opt.is_main:
+            print(f'resuming from {path} at iteration {self.iteration}')
+
+    # ---------------------------------------------------------------- one step
+    def set_input(self, input):
+        self.real = input['image'].to(self.device, non_blocking=True)
+        self.real_label = input['label'].to(self.device, non_blocking=True)
+        self.real_mask = label_masks(self.real_label, self.seg_dim)
+
+    def forward(self):
+        z = mixing_noise(self.real.shape[0], self.netG.style_dim, self.opt.mixing, self.device)
+        self.out = self.netG(z, return_all=True)
+        self.fake, self.fake_seg = self.out['image'], self.out['seg']
+
+    def optimize_parameters(self):
+        """One iteration of the reference loop: D, lazy R1 (image and mask), G + mask loss, lazy path length, EMA."""
+        o, i, b = self.opt, self.iteration, self.real.shape[0]
+        self.netD.requires_grad_(True)
+        with torch.no_grad():
+            self.forward()
+        real_pred, fake_pred = self.netD(self.real, self.real_mask), self.netD(self.fake, self.fake_seg)
+        self.loss_D = d_logistic_loss(real_pred, fake_pred)
+        self.loss_real_score, self.loss_fake_score = real_pred.detach().mean(), fake_pred.detach().mean()
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.loss_D.backward()
+        self.optimizer_D.step()
+        if i % o.d_reg_every == 0:
+            img, seg = self.real.detach().requires_grad_(True), self.real_mask.detach().requires_grad_(True)
+            g_img, g_seg = torch.autograd.grad(self.netD(img, seg).sum(), [img, seg], create_graph=True)
+            self.loss_r1_img = g_img.pow(2).flatten(1).sum(1).mean()
+            self.loss_r1_seg = g_seg.pow(2).flatten(1).sum(1).mean()
+            self.optimizer_D.zero_grad(set_to_none=True)
+            ((o.r1_img / 2 * self.loss_r1_img + o.r1_seg / 2 * self.loss_r1_seg) * o.d_reg_every).backward()
+            self.optimizer_D.step()
+
+        self.netD.requires_grad_(False)
+        self.forward()
+        self.loss_G = g_nonsaturating_loss(self.netD(self.fake, self.fake_seg))
+        coarse = self.out['seg_coarse']
+        self.loss_mask = F.mse_loss(F.adaptive_avg_pool2d(self.fake_seg, coarse.shape[2:]), coarse)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        (self.loss_G + o.lambda_mask * self.loss_mask).backward()
+        self.optimizer_G.step()
+        if o.path_regularize > 0 and i % o.g_reg_every == 0:
+            g = self.netG
+            with torch.no_grad():
+                z = mixing_noise(max(1, b // o.path_batch_shrink), g.style_dim, o.mixing, self.device)
+                latents = g.mix_styles([g.style(s) for s in z])
+            latents.requires_grad_(True)
+            fake, _ = g([latents], input_is_latent=True)
+            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length)
+            self.loss_path_length = self.mean_path_length
+            self.optimizer_G.zero_grad(set_to_none=True)
+            (o.path_regularize * o.g_reg_every * self.loss_path).backward()
+            self.optimizer_G.step()
+        accumulate(self.netG_ema, self.netG)
+        self.iteration += 1
+
+    @torch.no_grad()
+    def compute_visuals(self, sample_z=None):
+        """Grids of the last real and fake batches with their masks, and G_ema's fixed-z samples."""
+        nrow = max(1, int(math.sqrt(self.opt.n_sample)))
+        n, k = nrow * nrow, self.seg_dim
+        self.visuals = OrderedDict(real=image_grid(self.real[:n], nrow),
+                                   real_seg=image_grid(colorize(self.real_label[:n], k), nrow),
+                                   fake=image_grid(self.fake[:n], nrow),
+                                   fake_seg=image_grid(colorize(self.fake_seg[:n].argmax(1), k), nrow))
+        if sample_z is not None:
+            image, seg = self.netG_ema([sample_z], randomize_noise=False)
+            self.visuals['samples'] = image_grid(image, nrow)
+            self.visuals['samples_seg'] = image_grid(colorize(seg.argmax(1), k), nrow)
+
+    def get_current_visuals(self):
+        return self.visuals
+
+    # ---------------------------------------------------------------- loop
+    def train_loop(self, dataset, visualizer):
+        o = self.opt
+        if dataset is None:
+            raise UsageError('--model semantic trains on images with masks; use --dataset_mode segmented')
+        sample_z = torch.randn(o.n_sample, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
+        sample_z = sample_z.to(self.device)
+        batches = _forever(dataset)
+        while self.iteration < o.iter:
+            t0 = time.time()
+            self.set_input(next(batches))
+            t1 = time.time()
+            self.optimize_parameters()
+            i = self.iteration
+            if i % o.print_freq == 0 or i == o.iter:
+                losses = self.get_current_losses()
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise UsageError(f'non-finite loss {bad} at iteration {i}; resume the last checkpoint in '
+                                     f'{self.save_dir} with --continue_train and a lower --lr')
+                visualizer.print_current_losses(0, i, losses, (time.time() - t1) / self.real.shape[0],
+                                                (t1 - t0) / self.real.shape[0])
+                visualizer.plot_current_losses(0, i, losses)
+            if i % o.display_freq == 0 or i == o.iter:
+                self.compute_visuals(sample_z)
+                visualizer.display_current_results(self.get_current_visuals(), i, True)
+            if i % o.save_every == 0 or i == o.iter:
+                self.save()
+
+    # ---------------------------------------------------------------- sampling and editing
+    def generate(self):
+        """Random samples with their masks, or (--edit_class) local edits with before/after/difference images.
+        Writes save_dir/images/* and save_dir/index.html."""
+        o = self.opt
+        path = o.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
+        if path is None:
+            raise UsageError(f'no SemanticStyleGAN checkpoint in {self.save_dir}; train one with --model semantic '
+                             f'--name {o.name}, or pass --ckpt FILE')
+        if o.samples < 1 or o.batch_size < 1 or o.truncation_mean < 1:
+            raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+        ckpt = read_checkpoint(path)
+        g = generator_from_args(ckpt['args'])
+        load_net(g, ckpt['g_ema'] if 'g_ema' in ckpt else ckpt['g'], path, 'g_ema')
+        g = g.to(self.device).eval()
+        classes = self._edit_classes(g) if o.edit_class else None
+        if classes and o.edit_mode == 'swap' and o.samples < 2:
+            raise UsageError('--edit_mode swap exchanges latents between samples; use --samples 2 or more')
+        if o.seed is not None:
+            torch.manual_seed(o.seed)
+        mean = g.mean_latent(o.truncation_mean) if o.truncation < 1 else None
+        with torch.no_grad():
+            w = g.style(torch.randn(o.samples, g.style_dim, device=self.device))
+            if mean is not None:
+                w = mean + o.truncation * (w - mean)
+            donors = None
+            if classes and o.edit_mode == 'resample':
+                donors = g.style(torch.randn(o.samples, g.style_dim, device=self.device))
+                donors = donors if mean is None else mean + o.truncation * (donors - mean)
+        save_dir = o.save_dir or os.path.join(o.results_dir, o.name)
+        page = html.HTML(save_dir, f'SemanticStyleGAN {os.path.basename(path)}')
+        if classes:
+            self._write_edits(g, w, donors, classes, page)
+        else:
+            self._write_samples(g, w, page)
+        page.save()
+        if o.is_main:
+            print(f'wrote {o.samples} {"edits" if classes else "samples"} to {save_dir} (index.html)')
+        return save_dir
+
+    def _edit_classes(self, g):
+        names = CELEBA_CLASSES if g.seg_dim == len(CELEBA_CLASSES) else ()
+        out = []
+        for c in self.opt.edit_class:
+            k = names.index(c) if c in names else int(c) if c.lstrip('-').isdigit() else None
+            if k is None or not 0 <= k < g.seg_dim:
+                raise UsageError(f'--edit_class {c}: give class indices 0..{g.seg_dim - 1}'
+                                 + (f' or names ({", ".join(names)})' if names else ''))
+            out.append(k)
+        return out
+
+    def _batches(self, n):
+        return [slice(s, min(n, s + self.opt.batch_size)) for s in range(0, n, self.opt.batch_size)]
+
+    def _write_samples(self, g, w, page):
+        o, k = self.opt, g.seg_dim
+        for sl in self._batches(len(w)):
+            with torch.no_grad():
+                image, seg = g([w[sl]], input_is_latent=True, randomize_noise=False)
+            labels = seg.argmax(1)
+            for j, i in enumerate(range(sl.start, sl.stop)):
+                shown = OrderedDict(img=image[j:j + 1], seg=palette(k)[labels[j].cpu().numpy()],
+                                    overlay=overlay(image[j:j + 1], labels[j:j + 1], k))
+                names = self._save_row(page, f'{i:06d}', shown)
+                page.add_images(names, list(shown), names)
+                if o.save_latent:
+                    np.save(os.path.join(page.get_image_dir(), f'{i:06d}_latent.npy'), w[i:i + 1].cpu().numpy())
+
+    def _write_edits(self, g, w, donors, classes, page):
+        """Each sample before and after taking the chosen classes' latents from its donor (the next sample when
+        swapping, a fresh one when resampling), and the per-pixel change with the share inside the mask."""
+        o, k = self.opt, g.seg_dim
+        w_plus = w.unsqueeze(1).repeat(1, g.n_latent, 1)
+        donor = (w_plus.roll(-1, 0) if donors is None else donors.unsqueeze(1).repeat(1, g.n_latent, 1))
+        fractions = []
+        for sl in self._batches(len(w)):
+            before, after, frac = edit_locality(g, w_plus[sl], donor[sl], classes, o.edit_part)
+            fractions.append(frac)
+            change = (after['image'] - before['image']).abs().sum(1, keepdim=True)
+            change = change / change.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1) * 2 - 1
+            for j, i in enumerate(range(sl.start, sl.stop)):
+                lb, la = before['seg'][j:j + 1].argmax(1), after['seg'][j:j + 1].argmax(1)
+                shown = OrderedDict(before=before['image'][j:j + 1], before_seg=overlay(before['image'][j:j + 1], lb, k),
+                                    after=after['image'][j:j + 1], after_seg=overlay(after['image'][j:j + 1], la, k),
+                                    difference=change[j:j + 1])
+                names = self._save_row(page, f'{i:06d}', shown)
+                page.add_images(names, list(shown), names)
+                page.add_text(f'{100 * float(frac[j]):.1f}% of the change is inside the edited classes\' masks')
+        mean = float(torch.cat(fractions).mean())
+        page.add_header(f'mean share of the change inside classes {classes} ({o.edit_part}, {o.edit_mode}): '
+                        f'{100 * mean:.1f}%')
+        if o.is_main:
+            print(f'edit {o.edit_part} of classes {classes}: {100 * mean:.1f}% of the pixel change is inside their masks')
+        return mean
+
+    @staticmethod
+    def _save_row(page, stem, visuals):
+        page.add_header(stem)
+        names = []
+        for label, v in visuals.items():
+            names.append(f'{stem}_{label}.png')
+            save_image(v if isinstance(v, np.ndarray) else tensor2im(v), os.path.join(page.get_image_dir(), names[-1]))
+        return names
