@@ -329,7 +329,9 @@ class GANSketchModel(BaseModel):
 
     def train_loop(self, dataset, visualizer):
         o = self.opt
-        sketches = getattr(dataset, 'dataset', dataset).sketches
+        sketches = getattr(getattr(dataset, 'dataset', dataset), 'sketches', None)
+        if sketches is None:
+            raise UsageError(f'--model gansketch reads the sketches with --dataset_mode sketch, not {o.dataset_mode}')
         sketch_batches = self._sketch_batches(sketches)
         images = self._image_batches() if o.l_image > 0 else None
         sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0)).to(self.device)

@@ -192,3 +192,37 @@ def test_resume_and_generate(setup_dirs):
     assert len(list((root / 'pre').glob('*.png'))) == 5  # any rosinality-format G (g_ema of a checkpoint)
     with pytest.raises(UsageError, match='16 px.*--size 16'):
         gen.main(common + ['--ckpt', str(root / 'pre.pt'), '--size', '64'])
+
+
+def _script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), '..', 'scripts',
+                                                                     f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sketch_distance_metrics():
+    sd = _script('sketch_distance')
+    a = np.zeros((16, 16), bool)
+    a[4:12, 5] = True
+    assert sd.chamfer(a, a) == 0 and sd.chamfer(a, np.roll(a, 3, axis=1)) == 3
+    assert sd.chamfer(a, np.zeros_like(a)) == 16  # an empty sketch is as far as it gets
+    img = -torch.ones(2, 3, 16, 16)
+    img[:, :, 4:12, 4:12] = 1  # a white square on black: its outline is the sketch
+    target = EdgeSketch()(img[:1])
+    near, mid, far = (sd.measure(img.roll((k, k), dims=(2, 3)), target, margin=0) for k in (0, 2, 4))
+    assert near['chamfer'] == 0 < mid['chamfer'] < far['chamfer'] and near['l1'] < mid['l1'] < far['l1']
+    assert near['diversity'] == 0
+
+
+@pytest.mark.slow
+def test_shapes_demo_pipeline(tmp_path):
+    """The end-to-end demo (shapes -> StyleGAN2 -> GAN Sketching -> distances) at a toy budget; the full run's
+    figures (the fine-tuned samples' edge maps moving towards the sketches) come from its default settings."""
+    result = _script('gansketch_shapes_demo').main(['--workdir', str(tmp_path), '--size', '16', '--n_images', '8', '--pretrain_iters', '2',
+                        '--finetune_iters', '2', '--channel_max', '8', '--n_eval', '8'])
+    assert set(result) == {'before', 'after'} and (tmp_path / 'result.json').is_file()
+    assert set(result['after']) == {'chamfer', 'l1', 'diversity', 'edge_spread'}
+    assert len(os.listdir(tmp_path / 'sketches')) == 4
