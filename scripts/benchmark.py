@@ -72,7 +72,40 @@ def bench_singan_runner(args, fast):
             **bench_singan(args.device, args.size, measure_iters=args.iters, extra_args=args.extra)}
 
 
-RUNNERS = {'pix2pix': bench_translation, 'cycle_gan': bench_translation, 'colorization': bench_translation,
+def bench_stylegan2(args, fast):
+    """--model stylegan2 training steps (lazy R1/path-length at their real frequency) and G sampling."""
+    opt = TrainOptions().parse(['--model', 'stylegan2', '--name', 'bench', '--checkpoints_dir',
+                                os.path.join(ROOT, '.bench'), '--size', str(args.size), '--batch',
+                                str(args.batch_size), '--device', args.device] + args.extra)
+    model = create_model(opt)
+    model.setup(opt)
+    x = {'A': torch.rand(args.batch_size, 3, args.size, args.size, device=opt.device) * 2 - 1}
+
+    def timed(step, n):
+        sync(opt.device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        sync(opt.device)
+        return time.perf_counter() - t0
+
+    def train_step():
+        model.set_input(x)
+        model.optimize_parameters()
+
+    timed(train_step, args.warmup)
+    dt = timed(train_step, args.iters)
+    g = model.netG_ema.eval()
+    z = [torch.randn(args.batch_size, g.style_dim, device=opt.device)]
+    with torch.no_grad():
+        gen_dt = timed(lambda: g(z), max(1, args.iters // 2))
+    return {'model': 'stylegan2', 'mode': 'plain', 'device': str(opt.device), 'batch': args.batch_size,
+            'size': args.size, 'images_per_s': round(args.iters * args.batch_size / dt, 3),
+            'ms_per_step': round(1000 * dt / args.iters, 2),
+            'generate_images_per_s': round(max(1, args.iters // 2) * args.batch_size / gen_dt, 3)}
+
+
+RUNNERS = {'stylegan2': bench_stylegan2, 'pix2pix': bench_translation, 'cycle_gan': bench_translation, 'colorization': bench_translation,
            'singan': bench_singan_runner}
 
 
