@@ -173,7 +173,8 @@ class SemanticModel(BaseModel):
         g('--detach_texture', action='store_true', help='stop gradients from texture layers into shape layers')
         g('--transparent_dims', type=int, nargs='*', default=None, help='see-through classes (default: 10 12 with '
           '--seg_dim 13, the CelebAMask-HQ eyeglasses and earrings; none otherwise)')
-        g('--lambda_mask', type=float, default=100.0, help='weight of the mask regularisation')
+        g('--lambda_mask', type=float, default=100.0, help='weight of the mask regularisation (the reference\'s, '
+          'for a 64 px coarse grid; scale by coarse_size/64 on smaller grids, where it otherwise empties the masks)')
         g('--r1_img', type=float, default=10.0, help='R1 weight on the real image (the reference\'s, for 256-512 px; '
           'scale it by (size/256)^2 for small images)')
         g('--r1_seg', type=float, default=1000.0, help='R1 weight on the real mask (likewise scale by (size/256)^2: '
@@ -473,9 +474,9 @@ class SemanticModel(BaseModel):
             change = change / change.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1) * 2 - 1
             for j, i in enumerate(range(sl.start, sl.stop)):
                 lb, la = before['seg'][j:j + 1].argmax(1), after['seg'][j:j + 1].argmax(1)
-                shown = OrderedDict(before=before['image'][j:j + 1], before_seg=overlay(before['image'][j:j + 1], lb, k),
-                                    after=after['image'][j:j + 1], after_seg=overlay(after['image'][j:j + 1], la, k),
-                                    difference=change[j:j + 1])
+                im_b, im_a = before['image'][j:j + 1], after['image'][j:j + 1]
+                shown = OrderedDict(before=im_b, before_seg=overlay(im_b, lb, k), after=im_a,
+                                    after_seg=overlay(im_a, la, k), difference=change[j:j + 1])
                 names = self._save_row(page, f'{i:06d}', shown)
                 page.add_images(names, list(shown), names)
                 page.add_text(f'{100 * float(frac[j]):.1f}% of the change is inside the edited classes\' masks')
@@ -483,7 +484,8 @@ class SemanticModel(BaseModel):
         page.add_header(f'mean share of the change inside classes {classes} ({o.edit_part}, {o.edit_mode}): '
                         f'{100 * mean:.1f}%')
         if o.is_main:
-            print(f'edit {o.edit_part} of classes {classes}: {100 * mean:.1f}% of the pixel change is inside their masks')
+            print(f'edit {o.edit_part} of classes {classes}: {100 * mean:.1f}% of the pixel change is inside their '
+                  'masks')
         return mean
 
     @staticmethod

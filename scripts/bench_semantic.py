@@ -33,15 +33,17 @@ WIDTHS = {'full': [],  # the reference's channels
 
 def _arch(size, seg_dim, width):
     """Train options of a generator for `size` with the reference's proportions (coarse grid size/4, render net
-    from coarse/4) and widths from WIDTHS. The R1 weights are the reference's (10 and 1000, meant for 256 px)
-    scaled by (size/256)^2: the squared gradient norm of the same D grows as the pixel count shrinks, and the
-    unscaled weights keep a small-image D from ever looking at the masks."""
+    from coarse/4) and widths from WIDTHS. Two weights are rescaled from the reference's 256 px setting:
+    R1 (10 image, 1000 mask) by (size/256)^2, since the squared gradient norm of the same D grows as the pixel
+    count shrinks (unscaled, a small-image D never looks at the masks); and lambda_mask (100 at a 64 px coarse
+    grid) by coarse/64, since on a small grid most mask pixels are edge pixels, where the upsample-then-pool
+    mismatch lives (unscaled, the cheapest way to lower it is to drop every foreground class)."""
     coarse = max(size // 4, min(8, size // 2))
     min_feat = max(coarse // 4, min(4, coarse // 2))
     r1 = (size / 256) ** 2
     return ['--size', str(size), '--seg_dim', str(seg_dim), '--coarse_size', str(coarse),
             '--min_feat_size', str(min_feat), '--r1_img', f'{10 * r1:g}', '--r1_seg', f'{1000 * r1:g}',
-            *WIDTHS[width]]
+            '--lambda_mask', f'{100 * coarse / 64:g}', *WIDTHS[width]]
 
 
 def _model(tmp, device, extra):

@@ -16,7 +16,7 @@ from models import create_model
 from models import semantic_networks as sn
 from models.semantic_model import edit_latents, edit_locality, read_checkpoint
 from options.train_options import TrainOptions
-from util.util import UsageError, load_checkpoint, save_checkpoint
+from util.util import UsageError, load_checkpoint
 from util.visualizer import Visualizer
 
 TINY = dict(size=32, style_dim=8, n_mlp=1, seg_dim=3, local_layers=3, local_channel=8, base_layers=1, depth_layers=2,
@@ -138,9 +138,11 @@ def test_key_layout_and_size_match_the_release():
     assert round(sum(p.numel() for p in d.parameters()) / 1e6, 1) == 51.4
     assert sd['pos_embed.weights'] == (64, 38, 1, 1) and sd['render_net.convs.4.weight'] == (256, 1024, 3, 3)
     assert sd['local_nets.3.linears.9.conv.weight'] == (1, 64, 64, 1, 1)
-    assert sd['local_nets.3.to_feat.conv.modulation'] == (1, 64, 1, 1) and sd['local_nets.3.to_feat.bias'] == (1, 512, 1, 1)
+    assert sd['local_nets.3.to_feat.conv.modulation'] == (1, 64, 1, 1)
+    assert sd['local_nets.3.to_feat.bias'] == (1, 512, 1, 1)
     assert 'local_nets.0.to_depth.bias' not in sd and sd['local_nets.1.to_depth.conv.weight'] == (1, 64, 1, 1)
-    assert sd['render_net.noises.noise_9'] == (1, 1, 512, 512) and sd['render_net.to_segs.4.conv.weight'] == (13, 64, 1, 1)
+    assert sd['render_net.noises.noise_9'] == (1, 1, 512, 512)
+    assert sd['render_net.to_segs.4.conv.weight'] == (13, 64, 1, 1)
     assert sd['style.8.weight'] == (512, 512) and g.n_latent == 28 and g.n_latent_expand == 130
 
 
@@ -377,12 +379,17 @@ def test_edit_locality_measures_the_share_inside_the_mask():
 
 
 @pytest.mark.slow
-def test_training_makes_edits_local(tmp_path):
-    """The paper's claim, reduced: after a short training on the synthetic scenes, swapping a class's latents
-    changes the image inside that class's mask more than the untrained generator's edits do."""
+def test_training_makes_edits_local():
+    """The paper's claim, reduced: after a short training on the synthetic scenes, swapping one class's shape or
+    texture latents concentrates the pixel change in that class's mask. Untrained, the share of the change
+    inside the mask equals the share of the image the mask covers (the change is spread evenly); trained, it is
+    well above it. (The raw share is no fair comparison: untrained masks are larger than the scenes' shapes.)"""
     from scripts.bench_semantic import measure_locality
-    records = measure_locality(iters=300, size=16, batch=8, eval_every=300, device='cpu', n_eval=32, verbose=False)
-    before, after = records[0]['mean'], records[-1]['mean']
-    gain = [after[p]['inside'] - after[p]['area'] - (before[p]['inside'] - before[p]['area'])
-            for p in ('shape', 'texture')]
-    assert min(gain) > 0.05, (before, after)
+    records = measure_locality(iters=300, size=16, batch=4, eval_every=100, n_eval=32, verbose=False)
+    enrichment = lambda rec, part: rec['G'][part]['inside'] / max(rec['G'][part]['area'], 1e-6)  # noqa: E731
+    for part in ('shape', 'texture'):
+        untrained = enrichment(records[0], part)
+        trained = [enrichment(r, part) for r in records[2:]]  # iterations 200 and 300
+        assert 0.8 < untrained < 1.25, records[0]['G']
+        assert min(r['G'][part]['area'] for r in records[2:]) > 0.02  # the foreground classes are drawn
+        assert np.mean(trained) > 1.5 * untrained, [r['G'] for r in records]
