@@ -169,9 +169,8 @@ class SegmentedDataset(BaseDataset):
         s = self.size
         m = cv2.getRotationMatrix2D((s / 2, s / 2), random.uniform(-15, 15), random.uniform(0.8, 1.2))
         m[:, 2] += [random.uniform(-0.1, 0.1) * s, random.uniform(-0.1, 0.1) * s]
-        warp = lambda x, interp: cv2.warpAffine(x, m, (s, s), flags=interp, borderMode=cv2.BORDER_CONSTANT,  # noqa: E731
-                                                borderValue=0)
-        return warp(image, cv2.INTER_LINEAR), warp(label, cv2.INTER_NEAREST)
+        return tuple(cv2.warpAffine(x, m, (s, s), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                     for x, interp in ((image, cv2.INTER_LINEAR), (label, cv2.INTER_NEAREST)))
 
     def __len__(self):
         return len(self.pairs)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from data.segmented_dataset import label_masks
 from util import html
-from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im
+from util.util import UsageError, atomic_write, load_checkpoint, save_checkpoint, save_image, tensor2im
 from .base_model import BaseModel, rng_state, set_rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
@@ -458,7 +458,8 @@ class SemanticModel(BaseModel):
                 names = self._save_row(page, f'{i:06d}', shown)
                 page.add_images(names, list(shown), names)
                 if o.save_latent:
-                    np.save(os.path.join(page.get_image_dir(), f'{i:06d}_latent.npy'), w[i:i + 1].cpu().numpy())
+                    latent, name = w[i:i + 1].cpu().numpy(), f'{i:06d}_latent.npy'
+                    atomic_write(os.path.join(page.get_image_dir(), name), lambda f: np.save(f, latent))
 
     def _write_edits(self, g, w, donors, classes, page):
         """Each sample before and after taking the chosen classes' latents from its donor (the next sample when

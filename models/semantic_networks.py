@@ -298,12 +298,13 @@ class SemanticGenerator(nn.Module):
         """Layer i of every class at once. h: (B, K, C, N) pixels as columns, styles: (B, K, D)."""
         layers = [net.linears[i] for net in self.local_nets]
         mod = layers[0].conv.modulation
-        s = torch.einsum('bkd,kcd->bkc', styles, torch.stack([l.conv.modulation.weight for l in layers]) * mod.scale)
-        s = s + torch.stack([l.conv.modulation.bias for l in layers]) * mod.lr_mul
-        w = torch.stack([l.conv.weight[0, :, :, 0, 0] for l in layers]) * layers[0].conv.scale  # (K, O, C)
+        mod_weight = torch.stack([layer.conv.modulation.weight for layer in layers]) * mod.scale  # (K, C, D)
+        s = torch.einsum('bkd,kcd->bkc', styles, mod_weight)
+        s = s + torch.stack([layer.conv.modulation.bias for layer in layers]) * mod.lr_mul
+        w = torch.stack([layer.conv.weight[0, :, :, 0, 0] for layer in layers]) * layers[0].conv.scale  # (K, O, C)
         out = torch.einsum('koc,bkcn->bkon', w, h * s.unsqueeze(-1))
         demod = torch.rsqrt(torch.einsum('bkc,koc->bko', s.pow(2), w.pow(2)) + 1e-8)
-        bias = torch.stack([l.activate.bias for l in layers]).unsqueeze(-1)
+        bias = torch.stack([layer.activate.bias for layer in layers]).unsqueeze(-1)
         return fused_leaky_relu(out * demod.unsqueeze(-1) + bias)
 
     def fusion_weights(self, masks, composition_mask=None):
@@ -350,8 +351,8 @@ class SemanticGenerator(nn.Module):
     def forward(self, styles, input_is_latent=False, truncation=1.0, truncation_latent=None, noise=None,
                 randomize_noise=True, composition_mask=None, return_all=False):
         """`styles`: a list of one or two z (or w with input_is_latent) batches, or of one W+ / expanded tensor.
-        Returns (image, seg) in [-1, 1]-ish logits, or with return_all a dict that adds seg_coarse (2m-1),
-        masks m, depths and the expanded latent."""
+        Returns (image, seg): RGB in [-1, 1] and per-class scores shaped like the real +-1 one-hot masks (argmax =
+        label map); with return_all a dict that adds seg_coarse (2m - 1), masks m, depths and the expanded latent."""
         if not input_is_latent:
             styles = [self.style(s) for s in styles]
         if truncation < 1:
