@@ -6,7 +6,6 @@ The epoch loop follows pytorch-CycleGAN-and-pix2pix; on top of it, --continue_tr
 """
 import glob
 import os
-import signal
 import sys
 import time
 
@@ -16,28 +15,9 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
+from util.stop import StopFlag
 from util.util import UsageError, run_cli, seed_everything
 from util.visualizer import Visualizer
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent.
-    A context manager, so the previous handlers come back when training ends."""
-
-    def __enter__(self):
-        self.signum = None
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f'\n{signal.Signals(signum).name} received: saving a resumable latest state, then exiting', flush=True)
 
 
 def crossed(total, step, freq):
@@ -157,7 +137,7 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
                 save(which, epoch, epoch_iter)
             if stop.signum is not None:
                 save('latest', epoch, epoch_iter)
-                sys.exit(128 + stop.signum)
+                sys.exit(stop.exit_code)
             iter_data_time = time.time()
         bar.close()
         check_nonfinite(model, opt, save, epoch + 1, 0)

@@ -105,8 +105,19 @@ def bench_stylegan2(args, fast):
             'generate_images_per_s': round(max(1, args.iters // 2) * args.batch_size / gen_dt, 3)}
 
 
-RUNNERS = {'stylegan2': bench_stylegan2, 'pix2pix': bench_translation, 'cycle_gan': bench_translation, 'colorization': bench_translation,
-           'singan': bench_singan_runner}
+def bench_semantic_runner(args, fast):
+    """SemanticStyleGAN training steps; extra options: [seg_dim [width]] (width full|small|tiny)."""
+    from bench_semantic import bench_semantic
+    seg_dim, width = (args.extra + ['13', 'full'][len(args.extra):])[:2]
+    r = bench_semantic(iters=args.iters, batch=args.batch_size, size=args.size, device=args.device,
+                       seg_dim=int(seg_dim), width=width)
+    return {'model': 'semantic', 'mode': 'plain', 'device': r['device'], 'batch': r['batch'], 'size': r['size'],
+            'images_per_s': round(r['images_per_sec'], 3), 'ms_per_step': round(1000 * r['sec_per_iter'], 2),
+            'seg_dim': r['seg_dim'], 'width': width}
+
+
+RUNNERS = {'stylegan2': bench_stylegan2, 'pix2pix': bench_translation, 'cycle_gan': bench_translation,
+           'colorization': bench_translation, 'singan': bench_singan_runner, 'semantic': bench_semantic_runner}
 
 
 def main():
