@@ -2,6 +2,7 @@
 
 To add a mode, copy data/template_dataset.py to data/<name>_dataset.py and rename the class.
 """
+import functools
 import glob
 import importlib
 import itertools
@@ -55,7 +56,12 @@ class CustomDatasetDataLoader:
         if getattr(opt, 'is_main', True):
             print(f'dataset [{type(self.dataset).__name__}] was created ({len(self.dataset)} samples)')
         workers = opt.num_threads
-        if workers > 0 and getattr(opt, 'cache_images', False):
+        cache = getattr(self.dataset, 'device_cache', None)
+        on_device = cache is not None
+        if on_device:
+            self.dataset.preload_cache(max(1, workers))  # every image decoded and prepared once, in threads
+            workers = 0  # an item is only a few random draws: worker processes would cost more than they save
+        elif workers > 0 and getattr(opt, 'cache_images', False):
             self.dataset.preload_cache(workers)  # decoded once here; forked workers share the arrays
         guarded = _Guarded(self.dataset)
         seed = getattr(opt, 'seed', None)
@@ -66,8 +72,9 @@ class CustomDatasetDataLoader:
         self._order = _EpochOrder(len(guarded), not opt.serial_batches, base, self.sampler)
         device = torch.device(getattr(opt, 'device', 'cpu'))
         self.dataloader = DataLoader(
-            guarded, batch_size=opt.batch_size, sampler=self._order, num_workers=workers, collate_fn=_collate,
-            drop_last=False, pin_memory=device.type == 'cuda', persistent_workers=workers > 0)
+            guarded, batch_size=opt.batch_size, sampler=self._order, num_workers=workers,
+            collate_fn=functools.partial(_collate, cache.collate if on_device else default_collate),
+            drop_last=False, pin_memory=device.type == 'cuda' and not on_device, persistent_workers=workers > 0)
 
     def set_epoch(self, epoch):
         """The epoch fixes the shuffle and every item's augmentation (and the DDP shards)."""
@@ -144,6 +151,6 @@ class _Guarded(torch.utils.data.Dataset):
             random.setstate(state)
 
 
-def _collate(batch):
+def _collate(collate, batch):
     failure = next((item for item in batch if isinstance(item, _Failure)), None)
-    return failure if failure is not None else default_collate(batch)
+    return failure if failure is not None else collate(batch)

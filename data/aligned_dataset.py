@@ -1,9 +1,12 @@
 """Paired data: each file in dataroot/<phase> holds A and B side by side (A left, B right), e.g. facades."""
-from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, phase_folder
+import functools
+
+from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, load_image, phase_folder
 from data.image_folder import make_dataset
 
 
 class AlignedDataset(BaseDataset):
+    supports_device_cache = True
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
@@ -20,8 +23,26 @@ class AlignedDataset(BaseDataset):
     def image_files(self):
         return self.AB_paths
 
+    def device_jobs(self):
+        return [functools.partial(self._prepare_pair, p) for p in self.AB_paths]
+
+    def _prepare_pair(self, path):
+        AB = load_image(path)
+        h, w2 = AB.shape[0], AB.shape[1] // 2
+        prepare_A = get_transform(self.opt, grayscale=self.input_nc == 1).prepare
+        prepare_B = get_transform(self.opt, grayscale=self.output_nc == 1).prepare
+        return {(path, 'A'): (prepare_A(AB[:, :w2], path), (w2, h)),
+                (path, 'B'): (prepare_B(AB[:, w2:], path), (w2, h))}
+
     def __getitem__(self, index):
         path = self.AB_paths[index]
+        if self.device_cache is not None:
+            job = functools.partial(self._prepare_pair, path)
+            self.device_cache.get((path, 'A'), job)
+            params = get_params(self.opt, self.device_cache.sizes[(path, 'A')])
+            A = self.device_crop((path, 'A'), job, get_transform(self.opt, params), path)
+            B = self.device_crop((path, 'B'), job, get_transform(self.opt, params), path)
+            return {'A': A, 'B': B, 'A_paths': path, 'B_paths': path}
         AB = self.load_image(path)
         h, w = AB.shape[:2]
         w2 = w // 2

@@ -9,11 +9,13 @@ import os
 import random
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import default_collate
 
 from data.image_folder import is_image_file
 from util.util import UsageError
@@ -22,11 +24,23 @@ from util.util import UsageError
 class BaseDataset(torch.utils.data.Dataset, abc.ABC):
     """A dataset mode: subclasses implement __init__, __len__, __getitem__ and may add options."""
 
+    supports_device_cache = False  # True: __getitem__ returns Crops (not tensors) when self.device_cache is set
+
     def __init__(self, opt):
         self.opt = opt
         self.root = opt.dataroot
-        # --cache_images: decoded uint8 arrays stay in memory so later epochs skip decoding.
-        self._cache = {} if getattr(opt, 'cache_images', False) else None
+        # --cache_images [host]: decoded uint8 arrays stay in memory so later epochs skip decoding.
+        # --cache_images device: modes that support it keep preprocessed uint8 tensors on opt.device and
+        # crop/flip/normalise whole batches there (DeviceCache); the others fall back to the host cache.
+        mode = getattr(opt, 'cache_images', False)
+        self.device_cache = None
+        if mode == 'device':
+            if self.supports_device_cache:
+                self.device_cache = DeviceCache(getattr(opt, 'device', 'cpu'), opt.crop_size)
+            elif getattr(opt, 'is_main', True):
+                print(f'info: --cache_images device is not supported by --dataset_mode {opt.dataset_mode}: '
+                      'images are cached on the host and preprocessed there')
+        self._cache = {} if mode and self.device_cache is None else None
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -54,8 +68,22 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
             self._cache[key] = _read_only(load_image(path, channels))
         return self._cache[key]
 
+    def device_jobs(self):
+        """Callables that each decode and prepare one file for the device cache, returning
+        {key: (prepared HxWxC uint8 array, (w, h) before preparing)}."""
+        return []
+
+    def device_crop(self, key, job, transform, path):
+        """The Crop of cached image `key` (made by `job` on first use), drawn as the host path draws."""
+        img = self.device_cache.get(key, job)
+        return Crop(key, *transform.draw(img.shape[1], img.shape[2], path))
+
     def preload_cache(self, threads=1):
-        """Decode image_files() into the cache (in threads), so forked workers share one copy of it."""
+        """Decode image_files() into the cache (in threads), so forked workers share one copy of it;
+        with the device cache, decode and prepare every image once (in threads) and upload it."""
+        if self.device_cache is not None:
+            self.device_cache.fill(self.device_jobs(), threads)
+            return
         if self._cache is None:
             return
         paths = [p for p in dict.fromkeys(self.image_files()) if (p, 3) not in self._cache]
@@ -205,6 +233,8 @@ class Transform:
 
     Steps, as the reference: grayscale; resize (load_size square) or scale_width; crop; round to a multiple
     of 4 for 'none'; horizontal flip unless no_flip; to tensor. A plain, picklable object for loader workers.
+    `prepare` (deterministic per image) and `draw` (the random decisions) are separate so the device cache
+    can prepare each image once and still crop/flip with exactly the draws of the host path.
     """
 
     def __init__(self, opt, params=None, grayscale=False, convert=True):
@@ -215,6 +245,17 @@ class Transform:
 
     def __call__(self, img, path=None):
         """`path` only names the image in error messages."""
+        img = self.prepare(img, path)
+        pos, flip = self.draw(img.shape[0], img.shape[1], path)
+        if pos is not None:
+            x, y = pos
+            img = img[y:y + self.crop_size, x:x + self.crop_size]
+        if flip:
+            img = img[:, ::-1]
+        return to_tensor(img) if self.convert else np.ascontiguousarray(img)
+
+    def prepare(self, img, path=None):
+        """The deterministic steps: grayscale, resize or scale_width, multiple of 4 for 'none'."""
         if img.shape[0] == 0 or img.shape[1] == 0:
             raise UsageError(f'image {path or ""} is empty ({img.shape[1]}x{img.shape[0]}); remove it')
         if self.grayscale and img.shape[2] == 3:
@@ -224,26 +265,84 @@ class Transform:
             img = _resize(img, self.load_size, self.load_size)
         elif 'scale_width' in p:
             img = _scale_width(img, self.load_size, self.crop_size)
-        if 'crop' in p:
-            img = self._crop(img, path)
         if p == 'none':
             img = _make_multiple_of_4(img)
-        if self.flip and (random.random() < 0.5 if self.params is None else self.params['flip']):
-            img = img[:, ::-1]
-        return to_tensor(img) if self.convert else np.ascontiguousarray(img)
+        return img
 
-    def _crop(self, img, path):
-        h, w = img.shape[:2]
+    def draw(self, h, w, path=None):
+        """(crop (x, y) or None, flip) for a prepared h x w image, from `random` in the host path's order."""
+        pos = None
+        if 'crop' in self.preprocess:
+            c = self.crop_size
+            if h < c or w < c:
+                raise UsageError(f'image {path or ""} is {w}x{h} after --preprocess {self.preprocess}, smaller '
+                                 f'than --crop_size {c}; lower --crop_size or use --preprocess resize_and_crop '
+                                 'with --load_size >= --crop_size')
+            if self.params is None:
+                pos = random.randint(0, w - c), random.randint(0, h - c)
+            else:
+                pos = self.params['crop_pos']
+        flip = self.flip and (random.random() < 0.5 if self.params is None else self.params['flip'])
+        return pos, flip
+
+
+class Crop(NamedTuple):
+    """One item's image on the device path: the cache key, crop position (or None) and flip, drawn on the host."""
+    key: object
+    pos: object
+    flip: bool
+
+
+class DeviceCache:
+    """Every image decoded and prepared (Transform.prepare) once, kept as a uint8 CHW tensor on `device`.
+
+    Why: the host path decodes, resizes and converts each item every epoch in loader workers; here an epoch
+    costs only the random draws on the host and a few batched ops on the device, with identical results.
+    """
+
+    def __init__(self, device, crop_size):
+        self.device, self.crop_size = torch.device(device), crop_size
+        self.images, self.sizes = {}, {}  # key -> uint8 CHW tensor, key -> (w, h) of the file before preparing
+
+    def get(self, key, job):
+        """The cached tensor for `key`, running `job` (see BaseDataset.device_jobs) the first time."""
+        if key not in self.images:
+            self._store(job())
+        return self.images[key]
+
+    def fill(self, jobs, threads=1):
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for result in pool.map(lambda job: job(), jobs):
+                self._store(result)
+
+    def _store(self, result):
+        for key, (img, size) in result.items():
+            self.images[key] = torch.from_numpy(np.array(img.transpose(2, 0, 1), order='C')).to(self.device)
+            self.sizes[key] = size
+
+    def assemble(self, crops):
+        """A batch of Crops -> NCHW float tensor in [-1, 1] on the device, the same values as to_tensor's."""
         c = self.crop_size
-        if h < c or w < c:
-            raise UsageError(f'image {path or ""} is {w}x{h} after --preprocess {self.preprocess}, smaller than '
-                             f'--crop_size {c}; lower --crop_size or use --preprocess resize_and_crop with '
-                             '--load_size >= --crop_size')
-        if self.params is None:
-            x, y = random.randint(0, w - c), random.randint(0, h - c)
-        else:
-            x, y = self.params['crop_pos']
-        return img[y:y + c, x:x + c]
+        imgs = []
+        for crop in crops:
+            img = self.images[crop.key]
+            if crop.pos is not None:
+                x, y = crop.pos
+                img = img[:, y:y + c, x:x + c]
+            imgs.append(img)
+        batch = torch.stack(imgs)
+        flips = [bool(crop.flip) for crop in crops]
+        if all(flips):
+            batch = batch.flip(-1)
+        elif any(flips):
+            mask = torch.tensor(flips).view(-1, 1, 1, 1).to(self.device, non_blocking=True)
+            batch = torch.where(mask, batch.flip(-1), batch)
+        return batch.float().div(255).sub_(0.5).div_(0.5)
+
+    def collate(self, items):
+        """The loader's collate_fn on the device path: Crops become device batches, the rest as default_collate."""
+        return {k: self.assemble([it[k] for it in items]) if isinstance(items[0][k], Crop)
+                else default_collate([it[k] for it in items]) for k in items[0]}
 
 
 def to_tensor(img):

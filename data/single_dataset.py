@@ -1,11 +1,13 @@
 """One domain for inference: every image under dataroot (no phase subfolder), or a single image file."""
+import functools
 import os
 
-from data.base_dataset import BaseDataset, get_transform, require_dataroot
+from data.base_dataset import BaseDataset, get_transform, load_image, require_dataroot
 from data.image_folder import is_image_file, make_dataset
 
 
 class SingleDataset(BaseDataset):
+    supports_device_cache = True
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
@@ -19,9 +21,20 @@ class SingleDataset(BaseDataset):
     def image_files(self):
         return self.A_paths
 
+    def device_jobs(self):
+        return [functools.partial(self._prepare, p) for p in self.A_paths]
+
+    def _prepare(self, path):
+        img = load_image(path)
+        return {path: (self.transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+
     def __getitem__(self, index):
         path = self.A_paths[index]
-        return {'A': self.transform(self.load_image(path), path), 'A_paths': path}
+        if self.device_cache is not None:
+            A = self.device_crop(path, functools.partial(self._prepare, path), self.transform, path)
+        else:
+            A = self.transform(self.load_image(path), path)
+        return {'A': A, 'A_paths': path}
 
     def __len__(self):
         return len(self.A_paths)

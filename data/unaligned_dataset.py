@@ -1,11 +1,13 @@
 """Unpaired data: domain A images in dataroot/<phase>A, domain B images in dataroot/<phase>B (CycleGAN)."""
+import functools
 import random
 
-from data.base_dataset import BaseDataset, get_transform, phase_folder
+from data.base_dataset import BaseDataset, get_transform, load_image, phase_folder
 from data.image_folder import make_dataset
 
 
 class UnalignedDataset(BaseDataset):
+    supports_device_cache = True
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
@@ -24,13 +26,28 @@ class UnalignedDataset(BaseDataset):
     def image_files(self):
         return self.A_paths + self.B_paths
 
+    def device_jobs(self):
+        return ([functools.partial(self._prepare, p, 'A', self.transform_A) for p in self.A_paths]
+                + [functools.partial(self._prepare, p, 'B', self.transform_B) for p in self.B_paths])
+
+    @staticmethod
+    def _prepare(path, domain, transform):
+        img = load_image(path)
+        return {(path, domain): (transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+
     def __getitem__(self, index):
         A_path = self.A_paths[index % self.A_size]
         # A random partner avoids fixed A/B pairs that the model could memorise.
         index_B = index % self.B_size if self.opt.serial_batches else random.randint(0, self.B_size - 1)
         B_path = self.B_paths[index_B]
-        A = self.transform_A(self.load_image(A_path), A_path)
-        B = self.transform_B(self.load_image(B_path), B_path)
+        if self.device_cache is not None:
+            A = self.device_crop((A_path, 'A'), functools.partial(self._prepare, A_path, 'A', self.transform_A),
+                                 self.transform_A, A_path)
+            B = self.device_crop((B_path, 'B'), functools.partial(self._prepare, B_path, 'B', self.transform_B),
+                                 self.transform_B, B_path)
+        else:
+            A = self.transform_A(self.load_image(A_path), A_path)
+            B = self.transform_B(self.load_image(B_path), B_path)
         return {'A': A, 'B': B, 'A_paths': A_path, 'B_paths': B_path}
 
     def __len__(self):

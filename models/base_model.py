@@ -84,7 +84,9 @@ class BaseModel(ABC):
         create schedulers, wrap for DDP. Returns the saved loop counters on resume, else None."""
         from . import networks
         for _, net in self.nets():
-            net.to(self.device)
+            net.to(self.device, memory_format=self.memory_format())
+            if getattr(opt, 'fast_layers', False):
+                networks.swap_fast_layers(net)
         if not self.isTrain or opt.continue_train:
             self.load_networks(self.load_tag())
         state = self.read_train_state(self.load_tag()) if self.isTrain and opt.continue_train else None
@@ -113,6 +115,15 @@ class BaseModel(ABC):
             self._compile()
         self.print_networks(opt.verbose)
         return state['counters'] if state is not None else None
+
+    def memory_format(self):
+        """channels_last with --channels_last (faster convolutions on tensor cores), else the default."""
+        return torch.channels_last if getattr(self.opt, 'channels_last', False) else torch.contiguous_format
+
+    def to_device(self, tensor):
+        """An input batch on the device, in the nets' memory format."""
+        fmt = self.memory_format() if tensor.dim() == 4 else torch.preserve_format
+        return tensor.to(self.device, non_blocking=True, memory_format=fmt)
 
     def adam(self, params, lr, betas):
         """Adam, fused (one kernel per step; it also lets the non-finite guard skip an update on the device)."""
@@ -195,7 +206,7 @@ class BaseModel(ABC):
     def state_dicts(self):
         out = {}
         for name, net in self.nets():
-            out[name] = OrderedDict((_clean_key(k), v.detach().cpu()) for k, v in net.state_dict().items())
+            out[name] = OrderedDict((_clean_key(k), v.detach().cpu().contiguous()) for k, v in net.state_dict().items())
         return out
 
     def save_networks(self, which):

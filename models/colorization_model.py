@@ -44,7 +44,7 @@ class ColorizationModel(Pix2PixModel):
 
     def set_input(self, input):
         super().set_input(input)
-        self.real_B_rgb = input['B_rgb'].to(self.device, non_blocking=True)
+        self.real_B_rgb = self.to_device(input['B_rgb'])
 
     def forward(self):
         super().forward()

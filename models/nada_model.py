@@ -22,16 +22,17 @@ import os
 import time
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from data.base_dataset import load_image
 from data.image_folder import make_dataset
-from util.util import UsageError, load_checkpoint, save_checkpoint
+from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
 from .stylegan2_model import (CKPT_RE, add_generate_options, add_network_options, adam_for_lazy_reg,
-                              build_generator, generate_samples, image_grid, latest_file, mixing_noise)
+                              build_generator, image_grid, latest_file, mixing_noise, write_sample_page)
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -138,7 +139,16 @@ class NADAModel(BaseModel):
         add_network_options(parser, train_defaults=False)
         parser.set_defaults(dataset_mode='')
         if not is_train:
-            return add_generate_options(parser, truncation=0.7)
+            add_generate_options(parser, truncation=0.7, gansketch_inputs=False)
+            g = parser.add_argument
+            g('--frozen_gen_ckpt', type=str, default=None, help='the generator NADA adapted, shown beside each '
+              'sample (default: the frozen_gen_ckpt in train_opt.txt beside the checkpoint)')
+            g('--latents', type=str, default=None, help='.npy or torch file of latents to render instead of random '
+              'ones, e.g. real images inverted elsewhere: z or w (N, z_dim), or W+ (N, n_latent, z_dim)')
+            g('--latent_space', type=str, default='auto', choices=['auto', 'z', 'w', 'w+'],
+              help='what --latents holds; auto: W+ for 3-D arrays (2-D ones may be z or w: say which). '
+              '--truncation applies to z only; w and W+ are rendered as they are')
+            return parser
         parser.set_defaults(lr=0.002, batch_size=16)
         g = parser.add_argument
         g('--frozen_gen_ckpt', type=str, default=None, help='StyleGAN2 generator to adapt (rosinality format, g_ema)')
@@ -393,9 +403,119 @@ class NADAModel(BaseModel):
             if (o.save_interval and i > 0 and i % o.save_interval == 0) or last:
                 self.save(i)
 
+    @torch.no_grad()
     def generate(self):
-        ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
+        """Each latent through the frozen and the adapted generator (same w, same noise), saved as
+        NNNNNN_frozen.png / NNNNNN_adapted.png side by side on index.html; the W+ rendered go to latents.pt so
+        any sample can be rendered again (or by another model) with --latents."""
+        o = self.opt
+        ckpt = o.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
         if ckpt is None:
             raise UsageError(f'no NADA checkpoint in {self.save_dir}; train one with --model nada --name '
-                             f'{self.opt.name}, or pass --ckpt FILE')
-        return generate_samples(self.opt, ckpt, f'StyleGAN-NADA {os.path.basename(ckpt)}')
+                             f'{o.name}, or pass --ckpt FILE')
+        if o.samples < 1 or o.batch_size < 1 or o.truncation_mean < 1:
+            raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+        adapted = build_generator(ckpt, o).to(o.device).eval()
+        frozen_path = o.frozen_gen_ckpt or frozen_path_of(ckpt)
+        frozen = build_generator(frozen_path, o).to(o.device).eval()
+        if frozen.config() != adapted.config():
+            raise UsageError(f'--frozen_gen_ckpt {frozen_path} is a {describe(frozen)} StyleGAN2 but {ckpt} is '
+                             f'{describe(adapted)}; give the generator that {os.path.basename(ckpt)} was adapted from')
+        if o.seed is not None:
+            torch.manual_seed(o.seed)
+        if o.latents:
+            latents, space = read_latents(o.latents, o.latent_space, frozen)
+        else:
+            latents, space = torch.randn(o.samples, frozen.style_dim), 'z'
+        centre = truncation_centre(frozen, o.truncation_mean) if space == 'z' and o.truncation < 1 else None
+        noise = [getattr(frozen.noises, f'noise_{i}') for i in range(frozen.num_layers)]
+        save_dir = o.save_dir or os.path.join(o.results_dir, o.name)
+        mkdirs(save_dir)
+        names, rendered = [], []
+        for start in range(0, len(latents), o.batch_size):
+            w = to_w_plus(frozen, latents[start:start + o.batch_size].to(o.device), space, o.truncation, centre)
+            rendered.append(w.cpu())
+            for net, column in ((frozen, 'frozen'), (adapted, 'adapted')):
+                for i, img in enumerate(net([w], input_is_latent=True, noise=noise)[0]):
+                    name = f'{start + i:06d}_{column}.png'
+                    save_image(tensor2im(img[None]), os.path.join(save_dir, name))
+            names += [f'{start + i:06d}_{c}.png' for i in range(len(w)) for c in ('frozen', 'adapted')]
+        save_checkpoint(torch.cat(rendered), os.path.join(save_dir, 'latents.pt'))
+        how = f'truncation {o.truncation:g}' if centre is not None else f'{space} latents as given'
+        src = f'from {o.latents}' if o.latents else 'random'
+        write_sample_page(save_dir, names, f'StyleGAN-NADA {os.path.basename(ckpt)}: {len(latents)} {src} latents, '
+                          f'{how}', ncols=2, header=(f'frozen ({os.path.basename(frozen_path)})', 'adapted'))
+        if o.is_main:
+            print(f'wrote {len(latents)} frozen/adapted pairs to {save_dir} (index.html, latents.pt)')
+        return save_dir
+
+
+# ------------------------------------------------------------------------------------------- generate
+def describe(g):
+    return f'{g.size} px, {g.style_dim}-d w, {g.n_mlp}-layer mapping, channel multiplier {g.channel_multiplier}'
+
+
+def frozen_path_of(ckpt):
+    """The --frozen_gen_ckpt that trained `ckpt`, read from the train_opt.txt written beside it."""
+    opt_file = os.path.join(os.path.dirname(os.path.abspath(ckpt)), 'train_opt.txt')
+    path = None
+    if os.path.isfile(opt_file):
+        with open(opt_file, encoding='utf-8') as f:
+            for line in f:
+                key, _, value = line.strip().partition(': ')
+                if key == 'frozen_gen_ckpt':
+                    path = value.split('\t[default:')[0].strip()
+    if not path or path == 'None':
+        raise UsageError(f'no train_opt.txt naming the frozen generator beside {ckpt}; pass --frozen_gen_ckpt FILE '
+                         '(the StyleGAN2 the model was adapted from)')
+    if not os.path.isfile(path):
+        raise UsageError(f'the frozen generator {path} named in {opt_file} does not exist; pass --frozen_gen_ckpt FILE')
+    return path
+
+
+def read_latents(path, space, g):
+    """(latents, space) from a .npy or torch file: z or w as (N, style_dim), W+ as (N, n_latent, style_dim)."""
+    if not os.path.isfile(path):
+        raise UsageError(f'--latents {path} not found; give a .npy or .pt file of z, w or W+ latents')
+    with open(path, 'rb') as f:
+        is_npy = f.read(6) == b'\x93NUMPY'
+    if is_npy:
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise UsageError(f'cannot read --latents {path} ({e}); the .npy file is truncated or holds objects') from e
+    else:
+        x = load_checkpoint(path, map_location='cpu')
+    if not (torch.is_tensor(x) or isinstance(x, np.ndarray)) or not (x.dtype.is_floating_point if torch.is_tensor(x)
+                                                                       else np.issubdtype(x.dtype, np.floating)):
+        raise UsageError(f'--latents {path} holds {type(x).__name__}, not an array of float latents; save one '
+                         'array with numpy.save or torch.save')
+    x = torch.as_tensor(x).float()
+    d, n = g.style_dim, g.n_latent
+    if space == 'auto':
+        if x.ndim == 2:
+            raise UsageError(f'--latents {path} holds {tuple(x.shape)} vectors, which may be z or w; pass '
+                             '--latent_space z or --latent_space w')
+        space = 'w+'
+    want = (n, d) if space == 'w+' else (d,)
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or len(x) == 0:
+        raise UsageError(f'--latents {path} holds shape {tuple(x.shape)}; this generator needs (N, {d}) for z or w, '
+                         f'(N, {n}, {d}) for W+ (--latent_space {space})')
+    if not torch.isfinite(x).all():
+        raise UsageError(f'--latents {path} holds NaN or infinite values')
+    return x, space
+
+
+def truncation_centre(g, n):
+    """Mean w of `n` fixed z draws: the same centre on every run, whatever --seed."""
+    z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(0))
+    return torch.cat([g.style(c.to(g.input.input.device)) for c in z.split(4096)]).mean(0, keepdim=True)
+
+
+def to_w_plus(g, latents, space, truncation, centre):
+    """(B, n_latent, style_dim): z through the mapping (then truncated towards `centre`), w repeated per layer."""
+    if space == 'z':
+        latents = g.style(latents)
+        if centre is not None:
+            latents = centre + truncation * (latents - centre)
+    return latents if space == 'w+' else latents.unsqueeze(1).repeat(1, g.n_latent, 1)

@@ -20,7 +20,6 @@ another sample; the change should stay inside the class's mask (`edit_locality` 
 import argparse
 import math
 import os
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -33,8 +32,9 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .stylegan2_model import (CKPT_RE, _forever, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
-                              g_nonsaturating_loss, image_grid, latest_file, mixing_noise, path_length_penalty)
+from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
+                              g_nonsaturating_loss, image_grid, latest_file, mixing_noise, path_length_penalty,
+                              run_iterations)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -219,6 +219,7 @@ class SemanticModel(BaseModel):
         self.optimizer_D = adam_for_lazy_reg(self.netD.parameters(), opt.lr, opt.beta1, opt.beta2, opt.d_reg_every)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         self.iteration = 0
+        self.data_state = {}
         self.mean_path_length = torch.zeros(())
         for name in self.loss_names:
             setattr(self, 'loss_' + name, torch.zeros(()))
@@ -260,13 +261,14 @@ class SemanticModel(BaseModel):
             self.load(self.resume, self.resume_path)
             self.resume = None
         self.mean_path_length = self.mean_path_length.to(self.device)
+        self._install_step_hook()
         self.print_networks(opt.verbose)
 
     def checkpoint(self):
         sd = self.state_dicts()
         return {'g': sd['G'], 'd': sd['D'], 'g_ema': sd['G_ema'], 'g_optim': self.optimizer_G.state_dict(),
                 'd_optim': self.optimizer_D.state_dict(), 'args': self.args, 'iter': self.iteration,
-                'mean_path_length': float(self.mean_path_length), 'rng': rng_state()}
+                'mean_path_length': float(self.mean_path_length), 'rng': rng_state(), **self.data_state}
 
     def save(self):
         path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
@@ -288,6 +290,7 @@ class SemanticModel(BaseModel):
         self.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
         if 'rng' in ckpt:
             set_rng_state(ckpt['rng'])
+        self.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
         if self.opt.is_main:
             print(f'resuming from {path} at iteration {self.iteration}')
 
@@ -370,27 +373,7 @@ class SemanticModel(BaseModel):
             raise UsageError('--model semantic trains on images with masks; use --dataset_mode segmented')
         sample_z = torch.randn(o.n_sample, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
         sample_z = sample_z.to(self.device)
-        batches = _forever(dataset)
-        while self.iteration < o.iter:
-            t0 = time.time()
-            self.set_input(next(batches))
-            t1 = time.time()
-            self.optimize_parameters()
-            i = self.iteration
-            if i % o.print_freq == 0 or i == o.iter:
-                losses = self.get_current_losses()
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise UsageError(f'non-finite loss {bad} at iteration {i}; resume the last checkpoint in '
-                                     f'{self.save_dir} with --continue_train and a lower --lr')
-                visualizer.print_current_losses(0, i, losses, (time.time() - t1) / self.real.shape[0],
-                                                (t1 - t0) / self.real.shape[0])
-                visualizer.plot_current_losses(0, i, losses)
-            if i % o.display_freq == 0 or i == o.iter:
-                self.compute_visuals(sample_z)
-                visualizer.display_current_results(self.get_current_visuals(), i, True)
-            if i % o.save_every == 0 or i == o.iter:
-                self.save()
+        run_iterations(self, dataset, visualizer, sample_z, o.iter, o.save_every)
 
     # ---------------------------------------------------------------- sampling and editing
     def generate(self):
@@ -421,7 +404,9 @@ class SemanticModel(BaseModel):
             if classes and o.edit_mode == 'resample':
                 donors = g.style(torch.randn(o.samples, g.style_dim, device=self.device))
                 donors = donors if mean is None else mean + o.truncation * (donors - mean)
-        save_dir = o.save_dir or os.path.join(o.results_dir, o.name)
+        # edits get their own folder, so they never overwrite a samples page (or another edit's)
+        sub = f'edit_{o.edit_part}_{o.edit_mode}_class_{"_".join(map(str, classes))}' if classes else ''
+        save_dir = o.save_dir or os.path.join(o.results_dir, o.name, sub)
         page = html.HTML(save_dir, f'SemanticStyleGAN {os.path.basename(path)}')
         if classes:
             self._write_edits(g, w, donors, classes, page)

@@ -135,6 +135,8 @@ class SinGANModel(BaseModel):
         self.visual_names = ['real', 'fake', 'rec']
         self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
         self.pyramid = None
+        # speed switches (training only): bf16 autocast (--amp) and torch.compile of G_n/D_n (--compile)
+        self.use_compile = bool(getattr(opt, 'compile', False))
         if self.isTrain and os.path.isfile(self.ckpt_path) and not opt.continue_train:
             raise UsageError(f'{self.ckpt_path} already holds a SinGAN pyramid; pass --continue_train to resume it, '
                              'or choose another --name')
@@ -241,12 +243,25 @@ class SinGANModel(BaseModel):
         self.centers = centers
         if centers is not None:
             self.rec_prev = _quantize(self.rec_prev, centers)
-        betas = (c['beta1'], 0.999)
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=c['lr_g'], betas=betas)
-        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=c['lr_d'], betas=betas)
+        self.optimizer_G = self._adam(self.netG, c['lr_g'])
+        self.optimizer_D = self._adam(self.netD, c['lr_d'])
         self.optimizers = [self.optimizer_G, self.optimizer_D]
-        milestone = max(1, round(0.8 * c['niter']))
-        self.schedulers = [torch.optim.lr_scheduler.MultiStepLR(o, [milestone], c['gamma']) for o in self.optimizers]
+        self.milestone = max(1, round(0.8 * c['niter']))  # both learning rates x gamma after this iteration
+        if self.use_compile:  # static shapes per scale: a fresh cache, each scale compiled for its own sizes
+            torch._dynamo.reset()
+        # D's gradient penalty needs a double backward, which compiled graphs do not support: it uses netD
+        self.G, self.D = ((torch.compile(net, dynamic=False) if self.use_compile else net)
+                          for net in (self.netG, self.netD))
+
+    def _adam(self, net, lr):
+        """Fused Adam: one kernel per step."""
+        return torch.optim.Adam(net.parameters(), lr=lr, betas=(self.cfg['beta1'], 0.999), fused=True)
+
+    def _decay_lr(self):
+        """The reference's MultiStepLR: both learning rates x gamma once, after `milestone` iterations."""
+        for o in self.optimizers:
+            for group in o.param_groups:
+                group['lr'] *= self.cfg['gamma']
 
     def _prev_batch(self):
         """Dsteps random coarser-scale images in one pass through the frozen pyramid (zeros at scale 0)."""
@@ -262,33 +277,33 @@ class SinGANModel(BaseModel):
         Static shapes, noise drawn on the device and losses kept as tensors (read only when printed):
         no host sync inside, so the step can be compiled or graph-captured.
         """
-        c, G, D = self.cfg, self.netG, self.netD
+        c, G, D, cast = self.cfg, self.G, self.D, self.autocast
         z = torch.randn(self._noise_shape(self.scale), device=self.device)
         prevs = self._prev_batch()
         for j in range(c['Dsteps']):
             prev = prevs[j:j + 1]
-            with torch.no_grad():
-                fake = G(prev, z, self.amp)
-            gp = gradient_penalty(D, self.real, fake, c['lambda_grad'])
-            loss_D = D(fake).mean() - D(self.real).mean() + gp
+            with torch.no_grad(), cast():
+                fake = G(prev, z, self.amp).float()
+            gp = gradient_penalty(self.netD, self.real, fake, c['lambda_grad'], cast)
+            with cast():
+                loss_D = D(fake).float().mean() - D(self.real).float().mean() + gp
             self.optimizer_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self.optimizer_D.step()
-        g_params = list(G.parameters())
+        g_params = list(self.netG.parameters())
         for _ in range(c['Gsteps']):
             # fake is recomputed with the current weights (the reference reused a stale graph, which
             # current PyTorch rejects); both terms share one backward, into G's parameters only.
-            fake = G(prev, z, self.amp)
-            loss_G = -D(fake).mean()
-            rec = G(self.rec_prev, self.z_opt, self.amp)
-            loss_rec = c['alpha'] * F.mse_loss(rec, self.real)
+            with cast():
+                fake = G(prev, z, self.amp).float()
+                loss_G = -D(fake).float().mean()
+                rec = G(self.rec_prev, self.z_opt, self.amp).float()
+                loss_rec = c['alpha'] * F.mse_loss(rec, self.real)
             self.optimizer_G.zero_grad(set_to_none=True)
             (loss_G + loss_rec).backward(inputs=g_params)
             self.optimizer_G.step()
         self.fake, self.rec = fake.detach(), rec.detach()
         self.loss_D, self.loss_GP, self.loss_G, self.loss_rec = (t.detach() for t in (loss_D, gp, loss_G, loss_rec))
-        for s in self.schedulers:
-            s.step()
 
     def get_current_visuals(self):
         return OrderedDict(real=self.real, fake=self.fake, rec=self.rec)
@@ -322,9 +337,6 @@ class SinGANModel(BaseModel):
     def train_loop(self, dataset, visualizer):
         if self.opt.world_size > 1:
             raise UsageError('SinGAN trains one image on one device; run train.py without torchrun/multiple processes')
-        for flag in ('amp', 'compile'):
-            if getattr(self.opt, flag, False) and self.opt.is_main:
-                print(f'note: --{flag} is not used by SinGAN yet; training runs in float32, uncompiled')
         self.set_input(next(iter(dataset)))
         resumed = self._load_for_resume() if self.opt.continue_train else None
         if resumed is None:
@@ -351,6 +363,8 @@ class SinGANModel(BaseModel):
         t0 = t_last = time.perf_counter()
         for it in range(1, c['niter'] + 1):
             self.optimize_parameters()
+            if it == self.milestone:
+                self._decay_lr()
             if it % freq == 0 or it == c['niter']:
                 losses = self.get_current_losses()  # the only host sync of the loop
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]

@@ -3,6 +3,7 @@
 State-dict keys follow tamarott/SinGAN (head.conv, body.block1.norm, tail.0 ...), so a reference
 netG.pth/netD.pth loads into these modules.
 """
+import contextlib
 import math
 
 import torch
@@ -115,12 +116,15 @@ class SinDiscriminator(_Trunk):
         return self.tail(self.body(self.head(x)))
 
 
-def gradient_penalty(netD, real, fake, weight):
+def gradient_penalty(netD, real, fake, weight, autocast=contextlib.nullcontext):
     """WGAN-GP with one mixing coefficient per step (drawn on the device: no host sync) and the
-    gradient norm taken over channels, i.e. per pixel, as in the reference."""
+    gradient norm taken over channels, i.e. per pixel, as in the reference. Only D's forward runs
+    under `autocast`; the gradient and its norm are taken in float32."""
     a = torch.rand(1, 1, 1, 1, device=real.device)
     x = (a * real + (1 - a) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(netD(x).sum(), x, create_graph=True)
+    with autocast():
+        score = netD(x).float().sum()
+    grad, = torch.autograd.grad(score, x, create_graph=True)
     return weight * ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 

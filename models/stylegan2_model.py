@@ -16,6 +16,7 @@ import glob
 import math
 import os
 import re
+import sys
 import time
 from collections import OrderedDict
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from dominate import document, tags
 
+from util.stop import StopFlag
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from .base_model import BaseModel, rng_state, set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
@@ -46,16 +48,19 @@ def add_network_options(parser, train_defaults):
     return parser
 
 
-def add_generate_options(parser, truncation):
+def add_generate_options(parser, truncation, gansketch_inputs=True):
+    """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
+    `gansketch_inputs` (--fixed_z, --w_shift)."""
     g = parser.add_argument
     g('--ckpt', type=str, default=None, help='generator file: a plain G state dict (GAN Sketching) or a checkpoint '
       'with g_ema (rosinality, NADA, ours); default: the latest of checkpoints/<name>')
     g('--save_dir', type=str, default=None, help='output folder (default: results_dir/<name>)')
-    g('--samples', type=int, default=50, help='number of images to generate (ignored with --fixed_z)')
+    g('--samples', type=int, default=50, help='number of random latents to generate (ignored with a latents file)')
     g('--truncation', type=float, default=truncation, help='truncation psi (1 = none)')
     g('--truncation_mean', type=int, default=4096, help='z samples averaged for the truncation centre')
-    g('--fixed_z', type=str, default=None, help='a torch-saved (N, z_dim) tensor of input noises')
-    g('--w_shift', type=str, default=None, help='a .npy w-space shift added to z and to the truncation centre')
+    if gansketch_inputs:
+        g('--fixed_z', type=str, default=None, help='a torch-saved (N, z_dim) tensor of input noises')
+        g('--w_shift', type=str, default=None, help='a .npy w-space shift added to z and to the truncation centre')
     parser.set_defaults(batch_size=50)
     return parser
 
@@ -66,11 +71,26 @@ def generator_kwargs(opt):
 
 
 # ------------------------------------------------------------------------------------ training bits
-def mixing_noise(batch, dim, prob, device):
+def rank_rows(draw, batch, shard=(0, 1)):
+    """This rank's `batch` rows of `draw(n)` made for the global batch n = batch x world. Every rank draws the
+    same numbers (their RNGs agree), so world processes x batch train exactly like one process x n."""
+    rank, world = shard
+    out = draw(batch * world)
+    return out if world == 1 else out[rank * batch:(rank + 1) * batch]
+
+
+def mixing_noise(batch, dim, prob, device, shard=(0, 1)):
     """One z batch, or two (style mixing) with probability `prob`."""
     if prob > 0 and torch.rand(()) < prob:
-        return list(torch.randn(2, batch, dim, device=device).unbind(0))
-    return [torch.randn(batch, dim, device=device)]
+        pair = rank_rows(lambda n: torch.randn(2, n, dim, device=device).transpose(0, 1), batch, shard)
+        return list(pair.transpose(0, 1).unbind(0))
+    return [rank_rows(lambda n: torch.randn(n, dim, device=device), batch, shard)]
+
+
+def layer_noise(g, batch, shard):
+    """The per-layer noise images of Generator g for this rank's rows of the global batch."""
+    return [rank_rows(lambda n: torch.randn(n, 1, *t.shape[2:], device=t.device), batch, shard)
+            for t in (getattr(g.noises, f'noise_{i}') for i in range(g.num_layers))]
 
 
 def d_logistic_loss(real_pred, fake_pred):
@@ -87,12 +107,20 @@ def r1_penalty(real_pred, real):
     return grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
 
 
-def path_length_penalty(fake, latents, mean_path_length, decay=0.01):
-    """(penalty, updated running mean): keeps |J_w^T y| (y random image-space noise) near its running mean."""
-    noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+def path_length_penalty(fake, latents, mean_path_length, decay=0.01, shard=(0, 1)):
+    """(penalty, updated running mean): keeps |J_w^T y| (y random image-space noise) near its running mean.
+    Under data parallelism the mean follows the lengths of the whole batch, so it stays equal on every rank;
+    a non-finite batch leaves it as it was."""
+    noise = rank_rows(lambda n: torch.randn(n, *fake.shape[1:], device=fake.device, dtype=fake.dtype),
+                      fake.shape[0], shard) / math.sqrt(fake.shape[2] * fake.shape[3])
     grad, = torch.autograd.grad((fake * noise).sum(), latents, create_graph=True)
     lengths = torch.sqrt(grad.pow(2).sum(2).mean(1))
-    mean = mean_path_length + decay * (lengths.mean().detach() - mean_path_length)
+    batch_mean = lengths.mean().detach()
+    if shard[1] > 1:
+        torch.distributed.all_reduce(batch_mean)
+        batch_mean = batch_mean / shard[1]
+    mean = mean_path_length + decay * (batch_mean - mean_path_length)
+    mean = torch.where(torch.isfinite(mean), mean, mean_path_length)
     return (lengths - mean).pow(2).mean(), mean
 
 
@@ -105,30 +133,39 @@ def accumulate(ema, model, decay=EMA_DECAY):
 def adam_for_lazy_reg(params, lr, beta1, beta2, reg_every):
     """Adam with the lr/betas rescaled for lazy regularisation (the reference's c = k / (k + 1))."""
     c = reg_every / (reg_every + 1) if reg_every else 1.0
-    return torch.optim.Adam(params, lr=lr * c, betas=(beta1 ** c, beta2 ** c))
+    # fused: one kernel per step, and BaseModel's step hook can make it drop a non-finite update on the device
+    return torch.optim.Adam(params, lr=lr * c, betas=(beta1 ** c, beta2 ** c), fused=True)
 
 
 # ------------------------------------------------------------------------------------ DiffAugment
-def _brightness(x):
-    return x + (torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)
+def _rand(x, shard):
+    return rank_rows(lambda n: torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype), x.shape[0], shard)
 
 
-def _saturation(x):
+def _randint(lo, hi, x, shard):
+    return rank_rows(lambda n: torch.randint(lo, hi, (n, 1, 1), device=x.device), x.shape[0], shard)
+
+
+def _brightness(x, shard):
+    return x + (_rand(x, shard) - 0.5)
+
+
+def _saturation(x, shard):
     mean = x.mean(1, keepdim=True)
-    return (x - mean) * (torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) * 2) + mean
+    return (x - mean) * (_rand(x, shard) * 2) + mean
 
 
-def _contrast(x):
+def _contrast(x, shard):
     mean = x.mean([1, 2, 3], keepdim=True)
-    return (x - mean) * (torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) + 0.5) + mean
+    return (x - mean) * (_rand(x, shard) + 0.5) + mean
 
 
-def _translation(x, ratio=0.125):
+def _translation(x, shard, ratio=0.125):
     """Shift each sample by up to ratio·size pixels; uncovered pixels are 0 (mid-gray in [-1, 1])."""
     b, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sh, sh + 1, (b, 1, 1), device=x.device)
-    tx = torch.randint(-sw, sw + 1, (b, 1, 1), device=x.device)
+    ty = _randint(-sh, sh + 1, x, shard)
+    tx = _randint(-sw, sw + 1, x, shard)
     ys = torch.arange(h, device=x.device).view(1, h, 1) + ty
     xs = torch.arange(w, device=x.device).view(1, 1, w) + tx
     valid = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).unsqueeze(1)
@@ -137,12 +174,12 @@ def _translation(x, ratio=0.125):
     return out * valid
 
 
-def _cutout(x, ratio=0.5):
+def _cutout(x, shard, ratio=0.5):
     """Zero one random square of half the image side per sample."""
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    y0 = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), device=x.device) - ch // 2
-    x0 = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), device=x.device) - cw // 2
+    y0 = _randint(0, h + (1 - ch % 2), x, shard) - ch // 2
+    x0 = _randint(0, w + (1 - cw % 2), x, shard) - cw // 2
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = (ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)
@@ -160,11 +197,12 @@ def parse_policy(policy):
     return ops
 
 
-def diff_augment(x, ops):
-    """DiffAugment (Zhao et al. 2020): random differentiable augmentations applied to every D input."""
+def diff_augment(x, ops, shard=(0, 1)):
+    """DiffAugment (Zhao et al. 2020): random differentiable augmentations applied to every D input
+    (`shard`: (rank, world) under data parallelism, so each rank takes its rows of the global draw)."""
     for op in ops:
         for fn in AUGMENTS[op]:
-            x = fn(x)
+            x = fn(x, shard)
     return x
 
 
@@ -232,11 +270,15 @@ def image_grid(images, nrow=8):
     return grid.reshape(1, c, rows * h, nrow * w)
 
 
-def write_sample_page(save_dir, names, title, ncols=8, width=128):
+def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
+    """save_dir/index.html: the images `names` (files in save_dir) in rows of `ncols`, under an optional
+    `header` row of column titles."""
     doc = document(title=title)
     with doc:
         tags.h3(title)
         with tags.table(border=1, style='table-layout: fixed;'):
+            if header:
+                tags.tr([tags.th(h) for h in header])
             for r in range(0, len(names), ncols):
                 with tags.tr():
                     for name in names[r:r + ncols]:
@@ -319,8 +361,7 @@ class StyleGAN2Model(BaseModel):
         BaseModel.__init__(self, opt)
         if not self.isTrain:
             return
-        if opt.world_size > 1:
-            raise UsageError('--model stylegan2 trains on one device; run train.py without torchrun')
+        self.shard = (opt.rank, opt.world_size)
         for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'n_sample'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
@@ -336,13 +377,15 @@ class StyleGAN2Model(BaseModel):
         self.optimizer_D = adam_for_lazy_reg(self.netD.parameters(), opt.lr, opt.beta1, opt.beta2, opt.d_reg_every)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         self.iteration = 0
+        self.data_state = {}
         self.mean_path_length = torch.zeros(())
         self.loss_D = self.loss_G = self.loss_r1 = self.loss_path = self.loss_path_length = torch.zeros(())
         self.visuals = OrderedDict()
 
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
-        """Move the nets to the device and resume from --ckpt or (--continue_train) the latest checkpoint."""
+        """Move the nets to the device and resume from --ckpt or (--continue_train) the latest checkpoint;
+        then the step hook (gradient all-reduce under DDP, non-finite guard)."""
         for _, net in self.nets():
             net.to(self.device)
         self.mean_path_length = self.mean_path_length.to(self.device)
@@ -357,6 +400,7 @@ class StyleGAN2Model(BaseModel):
         elif latest is not None:
             raise UsageError(f'{self.save_dir} already holds StyleGAN2 checkpoints; pass --continue_train to resume, '
                              'or choose another --name')
+        sync_ranks(self)
         self.print_networks(opt.verbose)
 
     def checkpoint(self):
@@ -366,13 +410,15 @@ class StyleGAN2Model(BaseModel):
         args.update(latent=o.z_dim, batch=o.batch_size, augment=False, augment_p=0.0)
         return {'g': sd['G'], 'd': sd['D'], 'g_ema': sd['G_ema'], 'g_optim': self.optimizer_G.state_dict(),
                 'd_optim': self.optimizer_D.state_dict(), 'args': argparse.Namespace(**args),
-                'iter': self.iteration, 'mean_path_length': float(self.mean_path_length), 'rng': rng_state()}
+                'iter': self.iteration, 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(),
+                **self.data_state}
 
     def save(self):
+        if not self.opt.is_main:
+            return
         path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
         save_checkpoint(self.checkpoint(), path)
-        if self.opt.is_main:
-            print(f'saved {path}')
+        print(f'saved {path}')
 
     def load(self, path):
         ckpt = load_checkpoint(path, map_location='cpu', safe_globals=(argparse.Namespace,))
@@ -389,6 +435,7 @@ class StyleGAN2Model(BaseModel):
         self.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
         if 'rng' in ckpt:
             set_rng_state(ckpt['rng'])
+        self.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
         if self.opt.is_main:
             print(f'resuming from {path} at iteration {self.iteration}')
 
@@ -397,11 +444,12 @@ class StyleGAN2Model(BaseModel):
         self.real = input['A'].to(self.device, non_blocking=True)
 
     def forward(self):
-        z = mixing_noise(self.real.shape[0], self.opt.z_dim, self.opt.mixing, self.device)
-        self.fake, _ = self.netG(z)
+        b = self.real.shape[0]
+        z = mixing_noise(b, self.opt.z_dim, self.opt.mixing, self.device, self.shard)
+        self.fake, _ = self.netG(z, noise=layer_noise(self.netG, b, self.shard))
 
     def _d(self, x):
-        return self.netD(diff_augment(x, self.augment))
+        return self.netD(diff_augment(x, self.augment, self.shard))
 
     def optimize_parameters(self):
         """One iteration of the reference loop: D, lazy R1, G, lazy path length, EMA."""
@@ -427,9 +475,11 @@ class StyleGAN2Model(BaseModel):
         self.loss_G.backward()
         self.optimizer_G.step()
         if o.path_regularize > 0 and i % o.g_reg_every == 0:
-            z = mixing_noise(max(1, b // o.path_batch_shrink), o.z_dim, o.mixing, self.device)
-            fake, latents = self.netG(z, return_latents=True)
-            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length)
+            pb = max(1, b // o.path_batch_shrink)
+            z = mixing_noise(pb, o.z_dim, o.mixing, self.device, self.shard)
+            fake, latents = self.netG(z, return_latents=True, noise=layer_noise(self.netG, pb, self.shard))
+            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length,
+                                                                        shard=self.shard)
             self.loss_path_length = self.mean_path_length
             self.optimizer_G.zero_grad(set_to_none=True)
             (o.path_regularize * o.g_reg_every * self.loss_path).backward()
@@ -453,27 +503,7 @@ class StyleGAN2Model(BaseModel):
     def train_loop(self, dataset, visualizer):
         o = self.opt
         sample_z = torch.randn(o.n_sample, o.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
-        batches = _forever(dataset)
-        while self.iteration < o.iter:
-            t0 = time.time()
-            self.set_input(next(batches))
-            t1 = time.time()
-            self.optimize_parameters()
-            i = self.iteration
-            if i % o.print_freq == 0 or i == o.iter:
-                losses = self.get_current_losses()
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise UsageError(f'non-finite loss {bad} at iteration {i}; resume the last checkpoint in '
-                                     f'{self.save_dir} with --continue_train and a lower --lr')
-                visualizer.print_current_losses(0, i, losses, (time.time() - t1) / self.real.shape[0],
-                                                (t1 - t0) / self.real.shape[0])
-                visualizer.plot_current_losses(0, i, losses)
-            if i % o.display_freq == 0:
-                self.compute_visuals(sample_z)
-                visualizer.display_current_results(self.get_current_visuals(), i // o.display_freq, True)
-            if i % o.save_freq == 0 or i == o.iter:
-                self.save()
+        run_iterations(self, dataset, visualizer, sample_z, o.iter, o.save_freq)
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
@@ -483,11 +513,127 @@ class StyleGAN2Model(BaseModel):
         return generate_samples(self.opt, ckpt, f'StyleGAN2 {os.path.basename(ckpt)}')
 
 
-def _forever(loader):
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise UsageError('the training set is empty; check --dataroot')
+# ------------------------------------------------------------------ scaffolding of the own training loops
+def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
+    """The loop of the StyleGAN2-family models that read a dataset (stylegan2, semantic): iterations until
+    `total`, losses every --print_freq, samples of `sample_z` every --display_freq, a resumable checkpoint
+    (data position included) every `save_every` and at the end, Ctrl-C/SIGTERM and non-finite handling."""
+    o = model.opt
+    batches = DataStream(dataset, model.data_state.get('data_epoch', 0), model.data_state.get('data_pos', 0))
+
+    def save():
+        model.data_state = batches.state()
+        model.save()
+
+    with LoopControl(model, save) as control:
+        while model.iteration < total:
+            t0 = time.time()
+            model.set_input(next(batches))
+            t1 = time.time()
+            model.optimize_parameters()
+            i, n = model.iteration, model.real.shape[0]
+            if i % o.print_freq == 0 or i == total:
+                losses = model.get_current_losses()
+                control.check_finite(losses, f'by iteration {i}')
+                visualizer.print_current_losses(0, i, losses, (time.time() - t1) / n, (t1 - t0) / n)
+                visualizer.plot_current_losses(0, i, losses)
+            if i % o.display_freq == 0 or i == total:
+                model.compute_visuals(sample_z)
+                visualizer.display_current_results(model.get_current_visuals(), i, True)
+            if i % save_every == 0 or i == total:
+                save()
+            control.after_step()
+
+
+def batch_length(batch):
+    return len(next(v for v in batch.values() if torch.is_tensor(v)))
+
+
+class DataStream:
+    """Endless batches that know where they are (epoch, samples of it taken by this rank), so a resumed run
+    reads exactly the batches the unbroken run would: each epoch reshuffles (and reshards under DDP) through
+    the loader's set_epoch, and a resume skips the samples already seen without reading them."""
+
+    def __init__(self, loader, epoch=0, pos=0):
+        self.loader, self.epoch, self.pos, self._batches = loader, epoch, pos, None
+
+    def state(self):
+        return {'data_epoch': self.epoch, 'data_pos': self.pos}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            if self._batches is None:
+                self.loader.set_epoch(self.epoch)
+                self._batches = self.loader.iterate(skip=self.pos)
+                # torch's DataLoader draws a seed from the global RNG as an epoch starts; a resumed run starts
+                # one epoch more than the unbroken one, so that draw must not move the training RNG
+                with torch.random.fork_rng(devices=[]):
+                    batch = next(self._batches, None)
+                if batch is None and self.pos == 0:
+                    raise UsageError('the training set is empty; check --dataroot')
+            else:
+                batch = next(self._batches, None)
+            if batch is not None:
+                self.pos += batch_length(batch)
+                return batch
+            self._batches, self.epoch, self.pos = None, self.epoch + 1, 0
+
+
+def sync_ranks(model):
+    """Install BaseModel's step hook (gradients averaged over ranks before every step, lazy-regularisation
+    steps included; non-finite updates dropped). Under DDP every rank also takes rank 0's RNG states, so
+    the global-batch draws of `rank_rows` agree even without --seed (weights come from rank 0 in the hook)."""
+    if model.opt.world_size > 1:
+        states = [torch.get_rng_state()] + ([torch.cuda.get_rng_state(model.device)]
+                                            if model.device.type == 'cuda' else [])
+        torch.distributed.broadcast_object_list(states, 0)
+        torch.set_rng_state(states[0])
+        if len(states) > 1:
+            torch.cuda.set_rng_state(states[1], model.device)
+    model._install_step_hook()
+
+
+class LoopControl:
+    """What every StyleGAN2-family loop shares: Ctrl-C/SIGTERM between iterations -> `save()` a resumable state,
+    exit 130/143; updates dropped for non-finite gradients (fused Adam, BaseModel's step hook) or non-finite
+    losses -> with --nan_policy stop save the last good state and stop with one line, with skip report and go on.
+
+        with LoopControl(model, save) as control:
+            while ...: step; control.check_finite(losses, where) when printing; control.after_step()
+    """
+
+    def __init__(self, model, save):
+        self.model, self.save = model, save
+
+    def __enter__(self):
+        self.stop = StopFlag().__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.__exit__(*exc)
+
+    def after_step(self):
+        if self.stop.requested(self.model.device):
+            self.save()
+            sys.exit(self.stop.exit_code)
+
+    def check_finite(self, losses, where):
+        """Call where losses are read anyway (it syncs the device)."""
+        model, opt = self.model, self.model.opt
+        dropped = model.take_nonfinite()
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        flag = torch.tensor([float(dropped + len(bad))], device=model.device)
+        if opt.world_size > 1:  # every rank must take the same branch
+            torch.distributed.all_reduce(flag)
+        if not flag.item():
+            return
+        what = f'non-finite gradients or losses {bad} {where}: {dropped} update(s) dropped'
+        if opt.nan_policy == 'stop':
+            self.save()
+            raise UsageError(f'{what}; the last good state is saved in {model.save_dir}: resume with --continue_train '
+                             'and a lower --lr, or pass --nan_policy skip')
+        if opt.is_main:
+            print(f'{what}, skipped (--nan_policy skip)', flush=True)

@@ -72,7 +72,14 @@ class BaseOptions:
         g('--preprocess', type=str, default='resize_and_crop',
           help='resize_and_crop | crop | scale_width | scale_width_and_crop | none')
         g('--no_flip', action='store_true', help='do not flip images for augmentation')
-        g('--cache_images', action='store_true', help='keep decoded images in memory (faster epochs after the first)')
+        g('--cache_images', nargs='?', const='host', default=False, choices=['host', 'device'],
+          help='keep images in memory: host (decoded arrays; the bare flag) or device (decoded and resized once '
+               'into uint8 tensors on --device, crop/flip/normalise done there in batches; aligned, unaligned and '
+               'single modes, others fall back to host)')
+        # speed switches that also apply at test time (identical results)
+        g('--channels_last', action='store_true', help='networks and inputs in channels_last memory format')
+        g('--fast_layers', action='store_true',
+          help='replace reflection padding and instance norm by faster equivalents (same results and checkpoints)')
         g('--display_winsize', type=int, default=256, help='display window size for both visdom and HTML')
         # loading
         g('--epoch', type=str, default='latest', help='which epoch to load: latest or a number')

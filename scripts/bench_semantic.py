@@ -117,7 +117,7 @@ def measure_locality(iters=3000, size=32, batch=8, eval_every=500, device='cpu',
     {iteration, seconds, G, G_ema (summary), per_class (of G), losses}."""
     from data import create_dataset
     from datasets.make_sample_datasets import SCENE_CLASSES, build
-    from models.stylegan2_model import _forever
+    from models.stylegan2_model import DataStream
     torch.manual_seed(seed)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +126,7 @@ def measure_locality(iters=3000, size=32, batch=8, eval_every=500, device='cpu',
             model = _model(tmp, device, ['--batch', str(batch), '--dataroot', root, '--seed', str(seed),
                                          *_arch(size, len(SCENE_CLASSES), width), *extra])
             loader = create_dataset(model.opt)
-        batches = _forever(loader)
+        batches = DataStream(loader)
         start = time.time()
         while True:
             if model.iteration % eval_every == 0 or model.iteration == iters:

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from helpers import load_entry, make_aligned, make_folder, make_unaligned
+from helpers import load_entry, make_aligned, make_unaligned
 from util.util import UsageError
 
 train = load_entry('train')

@@ -399,3 +399,103 @@ def test_cache_images_identical_and_used(tmp_path):
     for p in loader.dataset.AB_paths:
         os.remove(p)
     assert next(iter(loader))['A'].shape == (3, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- device cache
+
+def epochs_of(loader, epochs=(1, 2)):
+    out = []
+    for epoch in epochs:
+        loader.set_epoch(epoch)
+        out.extend(loader)
+    return out
+
+
+def assert_same_batches(plain, fast):
+    assert len(plain) == len(fast) > 0
+    for p, f in zip(plain, fast):
+        assert p.keys() == f.keys()
+        for k in p:
+            if torch.is_tensor(p[k]):
+                assert f[k].dtype == torch.float32 and f[k].device.type == 'cpu'
+                assert torch.equal(p[k], f[k]), k
+            else:
+                assert p[k] == f[k]
+
+
+@pytest.mark.filterwarnings('ignore:The image size needs to be a multiple of 4')
+@pytest.mark.parametrize('preprocess,load,crop', [('resize_and_crop', 36, 32), ('crop', 36, 24), ('none', 36, 32),
+                                                  ('scale_width_and_crop', 40, 24)])
+def test_device_cache_aligned_batches_equal_host(tmp_path, preprocess, load, crop):
+    """Same crops, flips and values as the host loader for the same (seed, epoch, index), pairs kept aligned."""
+    for i in range(5):
+        h, w = (30, 42) if preprocess == 'none' else (30 + 3 * i, 40 + 5 * i)  # odd sizes; none needs one size
+        write(tmp_path / 'train' / f'{i}.png', rand_img(h, 2 * w, seed=i))
+    kw = dict(preprocess=preprocess, load_size=load, crop_size=crop, batch_size=2, seed=4, input_nc=1)
+    plain = epochs_of(create_dataset(make_opt(tmp_path, num_threads=1, **kw)))
+    loader = create_dataset(make_opt(tmp_path, cache_images='device', num_threads=2, **kw))
+    assert loader.dataloader.num_workers == 0 and len(loader.dataset.device_cache.images) == 10
+    for p in loader.dataset.AB_paths:
+        os.remove(p)  # prepared once: files are never read again
+    fast = epochs_of(loader)
+    assert_same_batches(plain, fast)
+    assert plain[0]['A'].shape[1] == 1 and fast[0]['B'].shape[1] == 3
+
+
+def test_device_cache_unaligned_and_single_equal_host(tmp_path):
+    for i in range(3):
+        write(tmp_path / 'trainA' / f'a{i}.png', rand_img(30 + i, 41, i))
+    for i in range(4):
+        write(tmp_path / 'trainB' / f'b{i}.jpg', rand_img(33, 37 + 2 * i, 10 + i))
+    kw = dict(dataset_mode='unaligned', batch_size=3, crop_size=24, load_size=30, seed=9, direction='BtoA',
+              output_nc=1)
+    plain = epochs_of(create_dataset(make_opt(tmp_path, **kw)), epochs=(1, 2, 3))
+    fast = epochs_of(create_dataset(make_opt(tmp_path, cache_images='device', **kw)), epochs=(1, 2, 3))
+    assert_same_batches(plain, fast)
+    assert len({p for b in plain for p in b['B_paths']}) > 1
+    single = dict(dataset_mode='single', batch_size=2, crop_size=24, load_size=30, seed=1)
+    assert_same_batches(list(create_dataset(make_opt(tmp_path / 'trainA', **single))),
+                        list(create_dataset(make_opt(tmp_path / 'trainA', cache_images='device', **single))))
+
+
+def test_device_cache_assemble_crops_flips_and_normalises():
+    cache = base_dataset.DeviceCache('cpu', crop_size=2)
+    img = np.arange(3 * 4 * 3, dtype=np.uint8).reshape(3, 4, 3) * 7
+    cache._store({'x': (img, (4, 3))})
+    batch = cache.assemble([base_dataset.Crop('x', (1, 1), False), base_dataset.Crop('x', (1, 1), True),
+                            base_dataset.Crop('x', (2, 0), True)])
+    expect = [img[1:3, 1:3], img[1:3, 1:3, :][:, ::-1], img[0:2, 2:4][:, ::-1]]
+    for got, want in zip(batch, expect):
+        assert torch.equal(got, base_dataset.to_tensor(want))
+    all_flipped = cache.assemble([base_dataset.Crop('x', None, True)])
+    assert torch.equal(all_flipped[0], base_dataset.to_tensor(img[:, ::-1]))
+
+
+def test_device_cache_falls_back_with_one_line(tmp_path, capsys):
+    write(tmp_path / 'train' / 'c.png', rand_img(16, 16))
+    opt = colorization_opt(tmp_path, 'lab')
+    opt.cache_images, opt.is_main, opt.dataset_mode = 'device', True, 'colorization'
+    ds = find_dataset_using_name('colorization')(opt)
+    out = capsys.readouterr().out
+    assert ds.device_cache is None and ds._cache == {} and out.count('\n') == 1
+    assert 'not supported by --dataset_mode colorization' in out and ds[0]['A'].shape == (1, 16, 16)
+
+
+def test_cache_images_option_values():
+    from options.train_options import TrainOptions
+    parse = lambda *a: TrainOptions().gather_options(['--model', 'pix2pix', *a])  # noqa: E731
+    assert parse().cache_images is False
+    assert parse('--cache_images').cache_images == 'host'
+    assert parse('--cache_images', 'device').cache_images == 'device'
+    with pytest.raises(UsageError, match='invalid choice'):
+        parse('--cache_images', 'gpu')
+
+
+@pytest.mark.gpu
+def test_device_cache_on_cuda_equals_host(tmp_path):
+    make_aligned(tmp_path, n=4)
+    kw = dict(batch_size=3, seed=2)
+    plain = epochs_of(create_dataset(make_opt(tmp_path, **kw)))
+    fast = epochs_of(create_dataset(make_opt(tmp_path, cache_images='device', device=torch.device('cuda'), **kw)))
+    for p, f in zip(plain, fast):
+        assert f['A'].is_cuda and torch.equal(p['A'], f['A'].cpu()) and torch.equal(p['B'], f['B'].cpu())

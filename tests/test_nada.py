@@ -1,8 +1,10 @@
 """--model nada: CLIP losses and directions, adaptive layer selection, fixed phases, checkpoints, resume, generate.
 A tiny StyleGAN2 (16 px) and a tiny CLIP saved as an OpenAI TorchScript archive, with a tiny BPE vocabulary."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from clip_fixtures import (VOCAB_SIZE, make_vocab, openai_extras, save_torchscript_archive, tiny_clip,
                            to_openai_precision)
@@ -13,7 +15,7 @@ from models import stylegan2 as sg
 from models.nada_model import TEMPLATES
 from models.stylegan2_model import build_generator
 from options.train_options import TrainOptions
-from util.util import UsageError, load_checkpoint, save_checkpoint
+from util.util import UsageError, load_checkpoint, save_checkpoint, tensor2im
 from util.visualizer import Visualizer
 
 CLIP_CFG = C.CLIPConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
@@ -192,11 +194,39 @@ def test_train_save_resume_generate(files, tmp_path):
     for k, v in resumed.netG.state_dict().items():   # 4 + 2 steps == 6 steps
         assert torch.equal(v, straight[k]), k
 
+    gen = load_entry('generate').main
+    base = ['--model', 'nada', '--name', 'n', '--checkpoints_dir', str(tmp_path / 'b'), '--device', 'cpu']
     out = tmp_path / 'samples'
-    load_entry('generate').main(['--model', 'nada', '--name', 'n', '--checkpoints_dir', str(tmp_path / 'b'),
-                                 '--samples', '3', '--batch_size', '2', '--save_dir', str(out), '--device', 'cpu'])
-    assert len(list(out.glob('*.png'))) == 3 and '000002.png' in (out / 'index.html').read_text()
-    assert 'StyleGAN-NADA 000005.pt' in (out / 'index.html').read_text()
+    gen(base + ['--samples', '3', '--batch_size', '2', '--save_dir', str(out), '--seed', '1'])
+    page = (out / 'index.html').read_text()
+    assert len(list(out.glob('*.png'))) == 6 and '000002_adapted.png' in page and '000002_frozen.png' in page
+    assert 'StyleGAN-NADA 000005.pt' in page and 'frozen (' in page  # frozen G found through train_opt.txt
+    w = load_checkpoint(out / 'latents.pt')
+    assert w.shape == (3, adapted.n_latent, adapted.style_dim)
+    frozen = build_generator(files['g'], opt).eval()
+    noise = [getattr(frozen.noises, f'noise_{i}') for i in range(frozen.num_layers)]
+    with torch.no_grad():
+        expect = frozen([w[2:3]], input_is_latent=True, noise=noise)[0]
+    png = lambda path: np.asarray(Image.open(path)).astype(int)  # noqa: E731
+    assert np.abs(png(out / '000002_frozen.png') - tensor2im(expect)).max() <= 1  # batching may round differently
+    assert np.abs(png(out / '000002_frozen.png') - png(out / '000002_adapted.png')).mean() > 1
+    again = tmp_path / 'again'  # the saved W+ render the same pairs
+    gen(base + ['--latents', str(out / 'latents.pt'), '--save_dir', str(again)])
+    for name in ('000000_frozen.png', '000002_adapted.png'):
+        assert np.abs(png(out / name) - png(again / name)).max() <= 1
+    z = tmp_path / 'z.npy'
+    np.save(z, np.random.RandomState(0).randn(2, adapted.style_dim).astype(np.float32))
+    with pytest.raises(UsageError, match='may be z or w; pass --latent_space z'):
+        gen(base + ['--latents', str(z), '--save_dir', str(tmp_path / 'z')])
+    gen(base + ['--latents', str(z), '--latent_space', 'w', '--save_dir', str(tmp_path / 'z')])
+    assert len(list((tmp_path / 'z').glob('*.png'))) == 4
+    with pytest.raises(UsageError, match=r'holds shape \(2, 8\)'):
+        gen(base + ['--latents', str(z), '--latent_space', 'w+', '--save_dir', str(tmp_path / 'z')])
+    other = tmp_path / 'other.pt'
+    small = sg.Generator(8, adapted.style_dim, 2, channel_multiplier=1, channel_max=8)
+    save_checkpoint({'g_ema': small.state_dict()}, other)
+    with pytest.raises(UsageError, match='give the generator that 000005.pt was adapted from'):
+        gen(base + ['--frozen_gen_ckpt', str(other), '--save_dir', str(tmp_path / 'o')])
 
 
 @pytest.mark.slow

@@ -475,3 +475,99 @@ def test_cuda_forward_losses_and_penalty():
     loss.backward()
     gp, grads = networks.cal_gradient_penalty(d, torch.cat([a, b], 1), torch.cat([a, fake.detach().float()], 1), dev)
     assert torch.isfinite(loss) and torch.isfinite(gp) and gp.device.type == 'cuda' and grads.shape == (2, 6 * 128 ** 2)
+
+
+# --------------------------------------------------------------------------- fast layers, channels_last
+
+def forward_backward(layer, x, weight):
+    """Output, input gradient of sum(layer(x) * weight), and the double backward of |gradient|^2 into x and
+    weight (what a gradient penalty does), None where it does not reach."""
+    x, weight = x.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    y = layer(x)
+    (g,) = torch.autograd.grad((y * weight).sum(), x, create_graph=True)
+    gg = torch.autograd.grad((g * g).sum(), (x, weight), allow_unused=True)
+    return (y, g) + gg
+
+
+@pytest.mark.parametrize('pad,shape', [(1, (2, 3, 5, 7)), (3, (3, 2, 8, 9)), ((1, 2, 3, 0), (2, 4, 6, 5)),
+                                       ((2, 0, 1, 2), (1, 1, 4, 3))])
+def test_fast_reflection_pad_equals_torch(pad, shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    ref_layer, fast_layer = nn.ReflectionPad2d(pad), networks.FastReflectionPad2d(pad)
+    weight = torch.randn_like(ref_layer(x))
+    ref, fast = forward_backward(ref_layer, x, weight), forward_backward(fast_layer, x, weight)
+    assert torch.equal(ref[0], fast[0])
+    assert torch.allclose(ref[1], fast[1], atol=1e-12)  # the folded gradient, corners included
+    assert all(t is None or not t.any() for t in (ref[2], fast[2]))  # padding is linear: nothing flows into x
+    assert torch.allclose(ref[3], fast[3], atol=1e-12)  # the double backward reaches the weight the same way
+    x32 = torch.randn(*shape, requires_grad=True)
+    fast_layer(x32).backward(torch.ones_like(fast_layer(x32)))
+    counts = nn.ReflectionPad2d(pad)(torch.zeros(*shape)).new_ones(())  # every padded cell sends its 1 back
+    assert torch.allclose(x32.grad.sum(), counts * fast_layer(x32).numel())
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 7, 5), (4, 8, 16, 16), (2, 5, 3, 11)])
+def test_fast_instance_norm_equals_torch(shape):
+    torch.manual_seed(1)
+    x = torch.randn(*shape) * 3 + 1
+    weight = torch.randn(*shape)
+    ref = forward_backward(nn.InstanceNorm2d(shape[1]), x, weight)
+    fast = forward_backward(networks.FastInstanceNorm2d(shape[1]), x, weight)
+    for r, f in zip(ref, fast):
+        assert torch.allclose(r, f, atol=1e-4), (r - f).abs().max()
+
+
+@pytest.mark.parametrize('netG', ['resnet_6blocks', 'unet_128'])
+def test_swap_fast_layers_same_outputs_grads_and_checkpoints(netG):
+    torch.manual_seed(2)
+    ref = networks.define_G(3, 3, 4, netG, 'instance')
+    fast = networks.define_G(3, 3, 4, netG, 'instance')
+    fast.load_state_dict(ref.state_dict())
+    n = networks.swap_fast_layers(fast)
+    kinds = {type(m) for m in fast.modules()}
+    if netG.startswith('resnet'):
+        assert n == (2 + 6 * 2) + (5 + 6 * 2) and nn.ReflectionPad2d not in kinds - {networks.FastReflectionPad2d}
+    else:
+        assert n == 2 * 7 - 3 and networks.FastInstanceNorm2d in kinds  # U-Net: norms only, no padding layers
+    assert nn.InstanceNorm2d in {type(m) for m in ref.modules()} and nn.InstanceNorm2d not in kinds
+    assert list(fast.state_dict()) == list(ref.state_dict())
+    size = 128 if netG == 'unet_128' else 20
+    x = torch.randn(2, 3, size, size)
+    out_ref, out_fast = ref(x), fast(x)
+    assert torch.allclose(out_ref, out_fast, atol=1e-5)
+    out_ref.square().mean().backward()
+    out_fast.square().mean().backward()
+    for (name, p), q in zip(ref.named_parameters(), fast.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
+    old = old_instance_norm_state_dict(ref)  # old-format files still patch and load into the fast net
+    fast.load_state_dict(networks.patch_instance_norm_state_dict(old, fast), strict=True)
+    assert networks.swap_fast_layers(fast) == 0  # already fast: nothing left to swap
+
+
+def test_channels_last_same_outputs():
+    torch.manual_seed(3)
+    g = networks.define_G(3, 3, 4, 'resnet_6blocks', 'instance')
+    d = networks.define_D(6, 4, 'basic', norm='batch')
+    x = torch.randn(2, 3, 32, 32)
+    ref = d(torch.cat([x, g(x)], 1))
+    g.to(memory_format=torch.channels_last)
+    d.to(memory_format=torch.channels_last)
+    xc = x.to(memory_format=torch.channels_last)
+    fake = g(xc)
+    assert fake.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(d(torch.cat([xc, fake], 1)), ref, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_fast_layers_on_cuda_equal_torch():
+    torch.manual_seed(4)
+    x = torch.randn(2, 16, 33, 31, device='cuda', dtype=torch.float64)
+    weight = torch.randn(2, 16, 39, 37, device='cuda', dtype=torch.float64)
+    ref = forward_backward(nn.ReflectionPad2d(3), x, weight)
+    fast = forward_backward(networks.FastReflectionPad2d(3), x, weight)
+    assert torch.equal(ref[0], fast[0]) and torch.allclose(ref[1], fast[1], atol=1e-12)
+    y = torch.randn(4, 32, 65, 63, device='cuda')
+    w = torch.randn_like(y)
+    for r, f in zip(forward_backward(nn.InstanceNorm2d(32), y, w), forward_backward(networks.FastInstanceNorm2d(32), y, w)):
+        assert torch.allclose(r, f, atol=1e-5)

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -125,3 +124,98 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     with torch.no_grad():
         assert not torch.allclose(untrained(torch.cat([x, x.flip(-1)], 1)), outs[1], atol=2e-3)  # the check can fail
     assert not (tmp_path / 'ddp' / 'loss_log.txt').read_text().count('[Rank 1]')
+
+
+# ------------------------------------------------------------------ own-loop models (StyleGAN2 family, SinGAN)
+SG2 = ['--model', 'stylegan2', '--size', '16', '--z_dim', '8', '--n_mlp', '2', '--channel_max', '8',
+       '--num_threads', '0', '--n_sample', '4', '--print_freq', '1', '--display_freq', '1000', '--device', 'cpu',
+       '--seed', '3', '--mixing', '0.5', '--d_reg_every', '2', '--g_reg_every', '2', '--path_batch_shrink', '1']
+
+
+def sg2_ckpt(run, it):
+    import argparse
+    return load_checkpoint(str(run / f'{it:06d}.pt'), safe_globals=(argparse.Namespace,))
+
+
+def same_ckpt(a, b, keys):
+    def flat(x):
+        if torch.is_tensor(x):
+            return [x]
+        if isinstance(x, dict):
+            return [t for k in sorted(x, key=str) for t in flat(x[k])]
+        if isinstance(x, (list, tuple)):
+            return [t for v in x for t in flat(v)]
+        return [torch.tensor(float(x))] if isinstance(x, (int, float)) else []
+    return all(len(flat(a[k])) == len(flat(b[k])) and all(torch.equal(x, y) for x, y in zip(flat(a[k]), flat(b[k])))
+               for k in keys)
+
+
+def test_stylegan2_stop_and_resume_is_bit_exact(tmp_path):
+    """3 iterations, then --continue_train to 7 (mid-epoch: 6 images, batch 4) equals 7 straight: weights, EMA,
+    optimizers, path-length mean; style mixing, lazy R1/path steps, DiffAugment and data order all replayed."""
+    from helpers import load_entry, make_folder
+    train = load_entry('train')
+    data = make_folder(str(tmp_path / 'imgs'), n=6, size=20)
+    common = SG2 + ['--dataroot', data, '--checkpoints_dir', str(tmp_path), '--batch', '4', '--save_freq', '100',
+                    '--diffaug_policy', 'color,translation,cutout']
+    train.main(common + ['--name', 'full', '--iter', '7'])
+    train.main(common + ['--name', 'cut', '--iter', '3'])
+    assert (sg2_ckpt(tmp_path / 'cut', 3)['data_epoch'], sg2_ckpt(tmp_path / 'cut', 3)['data_pos']) == (1, 4)
+    train.main(common + ['--name', 'cut', '--iter', '7', '--continue_train'])
+    a, b = sg2_ckpt(tmp_path / 'full', 7), sg2_ckpt(tmp_path / 'cut', 7)
+    assert same_ckpt(a, b, ['g', 'd', 'g_ema', 'g_optim', 'd_optim', 'mean_path_length', 'data_epoch', 'data_pos'])
+    early = sg2_ckpt(tmp_path / 'cut', 3)
+    assert not same_ckpt(a, early, ['g'])  # the comparison can fail
+
+
+def sigterm_when(cmd, line_start):
+    """Start train.py, send SIGTERM when a line starting with `line_start` appears; returns (rc, output)."""
+    proc = subprocess.Popen([sys.executable] + cmd, cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    out = []
+    for line in proc.stdout:
+        out.append(line)
+        if line.startswith(line_start):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out.append(proc.communicate(timeout=120)[0])
+    return proc.returncode, ''.join(out)
+
+
+@pytest.mark.slow
+def test_stylegan2_sigterm_saves_and_resumes_bit_exact(tmp_path):
+    from helpers import make_folder
+    data = make_folder(str(tmp_path / 'imgs'), n=5, size=16)
+    base = ['train.py'] + SG2 + ['--dataroot', data, '--checkpoints_dir', str(tmp_path), '--batch', '2',
+                                 '--save_freq', '1000', '--iter', '40']
+    rc, out = sigterm_when(base + ['--name', 'cut'], '(epoch: 0, iters: 3,')
+    assert rc == 128 + signal.SIGTERM, out
+    saved = sorted((tmp_path / 'cut').glob('*.pt'))
+    assert len(saved) == 1 and 3 <= int(saved[0].stem) < 40, out
+    resumed = cli(base + ['--name', 'cut', '--continue_train'])
+    assert resumed.returncode == 0, resumed.stderr
+    full = cli(base + ['--name', 'full'])
+    assert full.returncode == 0, full.stderr
+    assert same_ckpt(sg2_ckpt(tmp_path / 'full', 40), sg2_ckpt(tmp_path / 'cut', 40),
+                     ['g', 'd', 'g_ema', 'g_optim', 'd_optim', 'mean_path_length'])
+
+
+@pytest.mark.parametrize('policy', ['stop', 'skip'])
+def test_stylegan2_non_finite_policy(tmp_path, policy):
+    from helpers import make_folder
+    data = make_folder(str(tmp_path / 'imgs'), n=4, size=16)
+    r = cli(['train.py'] + SG2 + ['--dataroot', data, '--checkpoints_dir', str(tmp_path), '--name', 'nan',
+                                  '--batch', '2', '--lr', '1e30', '--iter', '4', '--save_freq', '1000',
+                                  '--nan_policy', policy])
+    saved = sorted((tmp_path / 'nan').glob('*.pt'))
+    assert saved, r.stdout + r.stderr
+    ckpt = sg2_ckpt(tmp_path / 'nan', int(saved[-1].stem))
+    assert all(torch.isfinite(v).all() for k in ('g', 'd', 'g_ema') for v in ckpt[k].values() if v.is_floating_point())
+    if policy == 'stop':
+        assert r.returncode == 2, r.stdout + r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
+        assert len(errors) == 1 and 'non-finite' in errors[0] and '--nan_policy skip' in errors[0]
+        assert 'Traceback' not in r.stderr and ckpt['iter'] < 4
+    else:
+        assert r.returncode == 0, r.stderr
+        assert 'skipped (--nan_policy skip)' in r.stdout and ckpt['iter'] == 4

@@ -349,10 +349,11 @@ def test_cli_train_generate_and_edit(tmp_path, capsys):
     seg = cv2.imread(str(tmp_path / 'r1' / 's' / 'images' / '000000_seg.png'))[..., ::-1]
     allowed = {tuple(c) for c in np.array([[0, 0, 0], [239, 234, 90], [44, 105, 154]])}
     assert {tuple(c) for c in seg.reshape(-1, 3)} <= allowed  # colour-coded classes only
-    gen(base + ['--results_dir', str(tmp_path / 'r2'), '--edit_class', '1', '--edit_part', 'shape'])
+    gen(base + ['--results_dir', str(tmp_path / 'r1'), '--edit_class', '1', '--edit_part', 'shape'])
     out = capsys.readouterr().out
     assert 'of the pixel change is inside their masks' in out
-    names = set(os.listdir(tmp_path / 'r2' / 's' / 'images'))
+    assert '000002_overlay.png' in open(tmp_path / 'r1' / 's' / 'index.html').read()  # samples page kept
+    names = set(os.listdir(tmp_path / 'r1' / 's' / 'edit_shape_swap_class_1' / 'images'))
     assert {f'000001_{v}.png' for v in ('before', 'after', 'difference', 'before_seg', 'after_seg')} <= names
     with pytest.raises(UsageError, match='--edit_class 5: give class indices 0..2'):
         gen(base + ['--edit_class', '5'])

@@ -1,6 +1,8 @@
 """Ctrl-C / SIGTERM handling shared by every training loop: finish the step, save, exit 128 + signal."""
 import signal
 
+import torch
+
 
 class StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent.
@@ -23,4 +25,15 @@ class StopFlag:
 
     @property
     def exit_code(self):
-        return 128 + self.signum
+        return 128 + (self.signum or signal.SIGTERM)
+
+    def requested(self, device=None):
+        """True when a stop was asked for. Under torch.distributed every rank answers the same (one tiny
+        all-reduce), so all ranks save and leave at the same step instead of waiting for each other."""
+        asked = self.signum is not None
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            flag = torch.tensor([float(asked)], device=device)
+            dist.all_reduce(flag)
+            asked = bool(flag.item())
+        return asked

@@ -1,5 +1,6 @@
 """Small helpers shared by every model: user errors, atomic writes, safe loading, image conversion."""
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -62,11 +63,30 @@ def load_checkpoint(path, map_location='cpu', safe_globals=()):
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle errors, truncated files, code-carrying pickles
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if 'Unsupported global' in str(e) or 'weights_only' in str(e):
-            raise UsageError(f'refusing to load {path}: it holds Python objects beyond tensors ({msg[:160]}); '
-                             'only plain weight files are loaded') from e
-        raise UsageError(f'cannot read checkpoint {path} ({msg[:160]}); the file is corrupt or not a PyTorch checkpoint') from e
+        raise UsageError(_load_failure(path, e)) from e
+
+
+def _load_failure(path, error):
+    """One line on why torch.load refused `path`. The weights-only unpickler words every failure as a
+    weights_only problem, so the file itself is looked at to tell a refused class from a broken file."""
+    found = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)', str(error))
+    if found:  # a class or function: loading the file would run code
+        return (f'refusing to load {path}: it holds Python objects beyond tensors ({found.group(1)}); only plain '
+                'weight files are loaded')
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    if size == 0:
+        what = 'is empty'
+    elif head.startswith(b'PK\x03\x04'):
+        what = 'is a truncated or corrupt PyTorch zip archive'
+    elif head[:1] == b'\x80':
+        what = 'is a truncated pickle or one that is not a PyTorch checkpoint'
+    elif head.startswith(b'\x93NUMPY'):
+        what = 'is a NumPy .npy file, not a PyTorch checkpoint'
+    else:
+        what = f'is not a PyTorch checkpoint (it starts with {head!r})'
+    return f'cannot read checkpoint {path}: the file {what}; save or download it again'
 
 
 def tensor2im(input_image, imtype=np.uint8):
