@@ -78,6 +78,7 @@ def main(args=None):
             train_epochs(opt, dataset, model, visualizer, counters, stop)
     if torch.distributed.is_initialized():
         check_ranks_in_sync(model, opt)
+        torch.distributed.barrier()  # no rank tears its process group down while another still uses it
         torch.distributed.destroy_process_group()
 
 

@@ -14,7 +14,7 @@ built-in edge extractor that needs no weights. Checkpoints are the reference's p
 `checkpoints/<name>/<iter>_net_{G,D_sketch,D_image,misc}.pth`, so its released `weights/*.pth` load.
 """
 import argparse
-import math
+import copy
 import os
 import re
 import time
@@ -23,14 +23,15 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from data.image_dataset import ImageDataset
+from data import create_dataset
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
-from .stylegan2_model import (add_generate_options, add_network_options, build_discriminator, build_generator,
-                              diff_augment, generate_samples, image_grid, latest_file, mixing_noise, parse_policy,
-                              r1_penalty)
+from .stylegan2_model import (DataStream, LoopControl, adam_for_lazy_reg, add_generate_options, add_network_options,
+                              build_discriminator, build_generator, diff_augment, generate_samples, image_grid,
+                              latest_file, layer_noise, mixing_noise, parse_policy, r1_penalty, rank_rows,
+                              rng_untouched, sync_ranks)
 
 GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
 
@@ -52,14 +53,15 @@ def gan_loss(pred, target_is_real, for_discriminator, mode):
 
 class SketchTransform:
     """The reference's `--transform_real/--transform_fake` ops, in order: upN / downN (N bicubic x2 steps),
-    toSketch (the sketch net), to3ch (1 channel -> 3); DiffAugment follows when asked for."""
+    toSketch (the sketch net), to3ch (1 channel -> 3); DiffAugment follows when asked for (`shard`: this rank's
+    rows of the global batch's augmentation draws)."""
 
-    def __init__(self, spec, sketch_net, augment):
+    def __init__(self, spec, sketch_net, augment, shard=(0, 1)):
         self.ops = [op.strip() for op in spec.split(',') if op.strip()]
         for op in self.ops:
             if not (op in ('to3ch', 'toSketch') or re.fullmatch(r'(up|down)\d+', op)):
                 raise UsageError(f'unknown transform op {op!r}; use a comma list of upN, downN, toSketch, to3ch')
-        self.sketch_net, self.augment = sketch_net, augment
+        self.sketch_net, self.augment, self.shard = sketch_net, augment, shard
 
     def __call__(self, x, augment=True):
         for op in self.ops:
@@ -71,7 +73,7 @@ class SketchTransform:
                 factor = 2.0 if op.startswith('up') else 0.5
                 for _ in range(int(op.lstrip('updown'))):
                     x = F.interpolate(x, scale_factor=factor, mode='bicubic', align_corners=False)
-        return diff_augment(x, self.augment) if augment else x
+        return diff_augment(x, self.augment, self.shard) if augment else x
 
 
 class GANSketchModel(BaseModel):
@@ -116,8 +118,6 @@ class GANSketchModel(BaseModel):
         BaseModel.__init__(self, opt)
         if not self.isTrain:
             return
-        if opt.world_size > 1:
-            raise UsageError('--model gansketch trains on one device; run train.py without torchrun')
         if not opt.g_pretrained:
             raise UsageError('--g_pretrained is required: GAN Sketching fine-tunes a pretrained StyleGAN2 '
                              '(train one with --model stylegan2, or use GAN Sketching\'s pretrained/*/netG.pth)')
@@ -130,6 +130,7 @@ class GANSketchModel(BaseModel):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
         augment = parse_policy(opt.diffaug_policy)
+        self.shard = (opt.rank, opt.world_size)
 
         self.netG = build_generator(opt.g_pretrained, opt, w_shift=opt.optim_param_g == 'w_shift')
         size, cfg = self.netG.size, dict(channel_multiplier=self.netG.channel_multiplier,
@@ -146,8 +147,8 @@ class GANSketchModel(BaseModel):
         needs_sketch = 'toSketch' in (opt.transform_fake + opt.transform_real)
         sketch_net = build_sketch_net(opt.sketch_net, opt.photosketch_path, 'cpu') if needs_sketch else None
         self.sketch_net = sketch_net
-        self.tf_fake = SketchTransform(opt.transform_fake, sketch_net, augment)
-        self.tf_real = SketchTransform(opt.transform_real, sketch_net, augment)
+        self.tf_fake = SketchTransform(opt.transform_fake, sketch_net, augment, self.shard)
+        self.tf_real = SketchTransform(opt.transform_real, sketch_net, augment, self.shard)
 
         tag = 'w_shift' if opt.optim_param_g == 'w_shift' else 'style'
         self.netG.requires_grad_(False)
@@ -156,9 +157,9 @@ class GANSketchModel(BaseModel):
             p.requires_grad_(True)
         self.G_ref = [p.detach().clone() for p in self.G_params] if opt.l_weight > 0 else None
         self.D_params = [p for name in self.model_names[1:] for p in getattr(self, 'net' + name).parameters()]
-        c = 1.0 if opt.no_d_regularize else opt.d_reg_every / (opt.d_reg_every + 1)
-        self.optimizer_G = torch.optim.Adam(self.G_params, lr=opt.lr, betas=(opt.beta1, opt.beta2))
-        self.optimizer_D = torch.optim.Adam(self.D_params, lr=opt.lr * c, betas=(opt.beta1 ** c, opt.beta2 ** c))
+        self.optimizer_G = self.adam(self.G_params, opt.lr, (opt.beta1, opt.beta2))
+        self.optimizer_D = adam_for_lazy_reg(self.D_params, opt.lr, opt.beta1, opt.beta2,
+                                             0 if opt.no_d_regularize else opt.d_reg_every)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
         self.loss_names = ['D_fake_sketch', 'D_real_sketch', 'G_sketch']
@@ -173,6 +174,9 @@ class GANSketchModel(BaseModel):
         self.iteration = 0
         self.visuals = OrderedDict()
         self.real_image = None
+        self.sketch_order = torch.empty(0, dtype=torch.long)  # the rest of the current sketch permutation
+        self.data_state = {}  # position in --dataroot_image
+        self.images = self._image_loader(size) if opt.l_image > 0 else None
 
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
@@ -187,6 +191,7 @@ class GANSketchModel(BaseModel):
                 raise UsageError(f'--continue_train: no {it if it is not None else "<iter>"}_net_misc.pth in '
                                  f'{self.save_dir}; check --name / --load_iter, or drop --continue_train')
             self.load(it)
+        sync_ranks(self)
         self.print_networks(opt.verbose)
 
     def _path(self, it, name):
@@ -199,7 +204,8 @@ class GANSketchModel(BaseModel):
             save_checkpoint(sd, self._path(it, name))
         args = {k: v for k, v in vars(self.opt).items() if isinstance(v, (bool, int, float, str, type(None)))}
         save_checkpoint({'g_optim': self.optimizer_G.state_dict(), 'd_optim': self.optimizer_D.state_dict(),
-                         'opt': argparse.Namespace(**args), 'iter': it, 'rng': rng_state()}, self._path(it, 'misc'))
+                         'opt': argparse.Namespace(**args), 'iter': it, 'rng': rng_state(),
+                         'sketch_order': self.sketch_order, **self.data_state}, self._path(it, 'misc'))
 
     def load(self, it):
         misc_path = self._path(it, 'misc')
@@ -210,6 +216,8 @@ class GANSketchModel(BaseModel):
         self.optimizer_D.load_state_dict(misc['d_optim'])
         if 'rng' in misc:
             set_rng_state(misc['rng'])
+        self.sketch_order = misc.get('sketch_order', self.sketch_order)
+        self.data_state = {k: int(misc[k]) for k in ('data_epoch', 'data_pos') if k in misc}
         self.iteration = it + 1
         if self.opt.is_main:
             print(f'resuming after iteration {it}')
@@ -227,8 +235,9 @@ class GANSketchModel(BaseModel):
             self.real_image = input['image'].to(self.device, non_blocking=True)
 
     def forward(self):
-        z = mixing_noise(self.opt.batch_size, self.netG.style_dim, self.opt.mixing, self.device)
-        self.fake_image, _ = self.netG(z)
+        b = self.opt.batch_size
+        z = mixing_noise(b, self.netG.style_dim, self.opt.mixing, self.device, self.shard)
+        self.fake_image, _ = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))
         return self.fake_image
 
     def _gan(self, pred, real, for_d):
@@ -242,7 +251,7 @@ class GANSketchModel(BaseModel):
         with torch.no_grad():
             fake = self.forward()
             fake_sketch = self.tf_fake(fake, augment=False)
-        self.fake_inputD = diff_augment(fake_sketch, self.tf_fake.augment)
+        self.fake_inputD = diff_augment(fake_sketch, self.tf_fake.augment, self.shard)
         self.real_inputD = self.tf_real(self.real_sketch)
         self.loss_D_fake_sketch = self._gan(self.netD_sketch(self.fake_inputD), False, True)
         self.loss_D_real_sketch = self._gan(self.netD_sketch(self.real_inputD), True, True)
@@ -305,62 +314,62 @@ class GANSketchModel(BaseModel):
         return self.visuals
 
     # ---------------------------------------------------------------- loop and sampling
-    def _image_batches(self):
-        """Endless shuffled batches of --dataroot_image at the generator's size (the reference drops the last)."""
-        o = self.opt
-        ds = ImageDataset(o, root=o.dataroot_image, size=self.netG.size, flip=False)
-        loader = torch.utils.data.DataLoader(ds, batch_size=o.batch_size, shuffle=True,
-                                             drop_last=len(ds) >= o.batch_size,
-                                             num_workers=o.num_threads, persistent_workers=o.num_threads > 0,
-                                             pin_memory=self.device.type == 'cuda')
-        while True:
-            for batch in loader:
-                yield batch['A']
+    def _image_loader(self, size):
+        """The --dataroot_image loader (shuffled, sharded under DDP, resumable through DataStream)."""
+        o = copy.copy(self.opt)
+        o.dataset_mode, o.dataroot, o.size, o.no_flip, o.serial_batches = 'image', o.dataroot_image, size, True, False
+        return create_dataset(o)
 
-    def _sketch_batches(self, sketches):
-        """Endless batches drawn from back-to-back random permutations, so any number of sketches works."""
-        sketches = sketches.to(self.device)
-        stream = torch.empty(0, dtype=torch.long)
-        while True:
-            while len(stream) < self.opt.batch_size:
-                stream = torch.cat([stream, torch.randperm(len(sketches))])
-            idx, stream = stream[:self.opt.batch_size], stream[self.opt.batch_size:]
-            yield sketches[idx.to(self.device)]
+    def _sketch_batch(self, sketches):
+        """This rank's rows of the next global batch of sketches, taken from back-to-back random permutations
+        (so any number of sketches works)."""
+        n = self.opt.batch_size * self.opt.world_size
+        while len(self.sketch_order) < n:
+            self.sketch_order = torch.cat([self.sketch_order, torch.randperm(len(sketches))])
+        idx, self.sketch_order = self.sketch_order[:n], self.sketch_order[n:]
+        return sketches[rank_rows(lambda _: idx, self.opt.batch_size, self.shard).to(sketches.device)]
 
     def train_loop(self, dataset, visualizer):
+        """Step `it` is followed by losses (it % print_freq == 0), visuals (display_freq) and the checkpoint
+        <it>_net_*.pth (save_freq, and the last step), as in the reference; Ctrl-C/SIGTERM and non-finite
+        updates are handled by LoopControl."""
         o = self.opt
         sketches = getattr(getattr(dataset, 'dataset', dataset), 'sketches', None)
         if sketches is None:
             raise UsageError(f'--model gansketch reads the sketches with --dataset_mode sketch, not {o.dataset_mode}')
-        sketch_batches = self._sketch_batches(sketches)
-        images = self._image_batches() if o.l_image > 0 else None
+        sketches = sketches.to(self.device)
+        images = DataStream(self.images, self.data_state.get('data_epoch', 0), self.data_state.get('data_pos', 0)) \
+            if self.images is not None else None
         sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
         if o.is_main:
             print(f'{len(sketches)} sketches; training {sum(p.numel() for p in self.G_params)} generator parameters '
                   f'({o.optim_param_g}); iterations {self.iteration}..{o.max_iter - 1}')
-        it = None
-        while self.iteration < o.max_iter:
-            it = self.iteration
-            t0 = time.time()
-            self.set_input({'sketch': next(sketch_batches), 'image': next(images) if images else None})
-            t1 = time.time()
-            self.optimize_parameters()
-            if it % o.print_freq == 0:
-                losses = self.get_current_losses()
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise UsageError(f'non-finite loss {bad} at iteration {it}; resume the last checkpoint with '
-                                     '--continue_train and a lower --lr')
-                n = self.real_sketch.shape[0]
-                visualizer.print_current_losses(0, it, losses, (time.time() - t1) / n, (t1 - t0) / n)
-                visualizer.plot_current_losses(0, it, losses)
-            if it % o.display_freq == 0:
-                self.compute_visuals(sample_z)
-                visualizer.display_current_results(self.visuals, it // o.display_freq + 1, True)
-            if it % o.save_freq == 0:
-                self.save(it)
-        if it is not None and it % o.save_freq:
-            self.save(it)
+
+        def save():
+            if images is not None:
+                self.data_state = images.state()
+            self.save(self.iteration - 1)
+
+        with LoopControl(self, save) as control:
+            while self.iteration < o.max_iter:
+                it, last = self.iteration, self.iteration == o.max_iter - 1
+                t0 = time.time()
+                self.set_input({'sketch': self._sketch_batch(sketches), 'image': next(images)['A'] if images else None})
+                t1 = time.time()
+                self.optimize_parameters()
+                if it % o.print_freq == 0 or last:
+                    losses = self.get_current_losses()
+                    control.check_finite(losses, f'at iteration {it}')
+                    n = self.real_sketch.shape[0]
+                    visualizer.print_current_losses(0, it, losses, (time.time() - t1) / n, (t1 - t0) / n)
+                    visualizer.plot_current_losses(0, it, losses)
+                if it % o.display_freq == 0:
+                    with rng_untouched(self.device):
+                        self.compute_visuals(sample_z)
+                    visualizer.display_current_results(self.visuals, it // o.display_freq + 1, True)
+                if it % o.save_freq == 0 or last:
+                    save()
+                control.after_step()
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, r'(\d+)_net_G\.pth')[1]

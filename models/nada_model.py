@@ -31,8 +31,9 @@ from data.image_folder import make_dataset
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
-from .stylegan2_model import (CKPT_RE, add_generate_options, add_network_options, adam_for_lazy_reg,
-                              build_generator, image_grid, latest_file, mixing_noise, write_sample_page)
+from .stylegan2_model import (CKPT_RE, LoopControl, add_generate_options, add_network_options, adam_for_lazy_reg,
+                              build_generator, image_grid, latest_file, layer_noise, mixing_noise, sync_ranks,
+                              write_sample_page)
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -185,8 +186,6 @@ class NADAModel(BaseModel):
         BaseModel.__init__(self, opt)
         if not self.isTrain:
             return
-        if opt.world_size > 1:
-            raise UsageError('--model nada trains on one device; run train.py without torchrun')
         if not opt.frozen_gen_ckpt:
             raise UsageError('--model nada needs --frozen_gen_ckpt: the StyleGAN2 generator (.pt with g_ema) to adapt')
         for key in ('iter', 'n_sample', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
@@ -196,6 +195,12 @@ class NADAModel(BaseModel):
             raise UsageError('--save_interval must be at least 1')
         if not (opt.lambda_direction or opt.lambda_global or opt.lambda_manifold):
             raise UsageError('all CLIP loss weights are 0; set --lambda_direction (1 in the paper)')
+        if not opt.source_class.strip() or not (opt.target_class.strip() or opt.style_img_dir):
+            raise UsageError('--source_class and --target_class must name the two domains (e.g. --source_class photo '
+                             '--target_class sketch); an empty prompt gives CLIP no direction')
+        if not opt.style_img_dir and opt.source_class.strip() == opt.target_class.strip():
+            raise UsageError(f'--source_class and --target_class are both {opt.source_class!r}: the text direction is '
+                             'zero; name the target domain')
         if opt.style_img_dir and not os.path.isdir(opt.style_img_dir):
             raise UsageError(f'--style_img_dir {opt.style_img_dir} is not a folder; give the folder of style images')
         self.layer_phase = None if opt.phase in ('train', 'None', 'none') else opt.phase
@@ -228,6 +233,7 @@ class NADAModel(BaseModel):
         self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, 0.0, 0.99, 4)  # NADA's g_reg_every 4
         self.optimizers = [self.optimizer_G]
         self.iteration = 0
+        self.shard = (opt.rank, opt.world_size)
         self.visuals = OrderedDict()
 
     # ---------------------------------------------------------------- set-up and checkpoints
@@ -260,6 +266,7 @@ class NADAModel(BaseModel):
                              'choose another --name')
         if opt.auto_layer_iters == 0:
             self.train_only(self.phase_layers(self.layer_phase))
+        sync_ranks(self)
         self.print_networks(opt.verbose)
 
     def set_image_direction(self, z):
@@ -277,10 +284,11 @@ class NADAModel(BaseModel):
                 'iter': self.iteration, 'rng': rng_state()}
 
     def save(self, index):
+        if not self.opt.is_main:
+            return
         path = os.path.join(self.save_dir, f'{index:06d}.pt')
         save_checkpoint(self.checkpoint(), path)
-        if self.opt.is_main:
-            print(f'saved {path}')
+        print(f'saved {path}')
 
     def load(self, path):
         """Resume: the trained generator and its optimizer (the frozen one always comes from --frozen_gen_ckpt)."""
@@ -312,7 +320,8 @@ class NADAModel(BaseModel):
 
     def select_layers(self):
         """Adaptive layer selection: move W+ towards the target text with SGD (lr 0.01) and return the layers
-        driven by the auto_layer_k W+ entries that moved most (entry 0 -> conv1, 1 -> to_rgb1, i -> convs[i-2])."""
+        driven by the auto_layer_k W+ entries that moved most (entry 0 -> conv1, 1 -> to_rgb1, i -> convs[i-2]).
+        Under DDP every rank runs it on the same draws and takes rank 0's choice, so all train the same layers."""
         o, g = self.opt, self.netG
         with torch.no_grad():
             w0 = self.netG_frozen.style(torch.randn(o.auto_layer_batch, g.style_dim, device=self.device))
@@ -325,22 +334,27 @@ class NADAModel(BaseModel):
             grad, = torch.autograd.grad(loss, w)
             w = (w - 0.01 * grad).detach().requires_grad_(True)
         moved = (w.detach() - w0).abs().mean(-1).mean(0)
+        chosen = torch.topk(moved, o.auto_layer_k).indices
+        if o.world_size > 1:
+            torch.distributed.broadcast(chosen, 0)
         layers = [g.conv1, g.to_rgb1, *g.convs]
-        return [layers[i] for i in torch.topk(moved, o.auto_layer_k).indices.tolist()]
+        return [layers[i] for i in chosen.tolist()]
 
     # ---------------------------------------------------------------- one step
     def set_input(self, input):
         """NADA needs no data: every step samples its own latents."""
 
     def forward(self):
-        """Frozen and trained images of the same w (one shared crossover when style mixing)."""
-        o, g = self.opt, self.netG
-        z = mixing_noise(o.batch_size, g.style_dim, o.mixing, self.device)
+        """Frozen and trained images of the same w (one shared crossover when style mixing); each generator
+        draws its own layer noise, as in the reference. Under DDP each rank takes its rows of the global batch."""
+        o, g, b = self.opt, self.netG, self.opt.batch_size
+        z = mixing_noise(b, g.style_dim, o.mixing, self.device, self.shard)
         inject = int(torch.randint(1, g.n_latent, ())) if len(z) > 1 else None
         with torch.no_grad():
             w = [self.netG_frozen.style(s) for s in z]
-            self.frozen = self.netG_frozen(w, input_is_latent=True, inject_index=inject)[0]
-        self.adapted = g(w, input_is_latent=True, inject_index=inject)[0]
+            self.frozen = self.netG_frozen(w, input_is_latent=True, inject_index=inject,
+                                           noise=layer_noise(self.netG_frozen.noises, b, self.shard))[0]
+        self.adapted = g(w, input_is_latent=True, inject_index=inject, noise=layer_noise(g.noises, b, self.shard))[0]
 
     def optimize_parameters(self):
         o = self.opt
@@ -383,25 +397,25 @@ class NADAModel(BaseModel):
     # ---------------------------------------------------------------- loop and sampling
     def train_loop(self, dataset, visualizer):
         """`dataset` is unused. Step i is followed by samples when i % output_interval == 0 and a checkpoint
-        NNNNNN.pt (= i) when i % save_interval == 0, as in the reference; the last step is always saved."""
+        NNNNNN.pt (= i) when i % save_interval == 0, as in the reference; the last step is always saved, and
+        LoopControl saves on Ctrl-C/SIGTERM and handles non-finite updates."""
         o = self.opt
-        while self.iteration < o.iter:
-            i, t0 = self.iteration, time.time()
-            self.optimize_parameters()
-            last = self.iteration == o.iter
-            if self.iteration % o.print_freq == 0 or last:
-                losses = self.get_current_losses()
-                bad = [k for k, v in losses.items() if v != v or abs(v) == float('inf')]
-                if bad:
-                    raise UsageError(f'non-finite loss {bad} at iteration {i}; resume the last checkpoint in '
-                                     f'{self.save_dir} with --continue_train and a lower --lr')
-                visualizer.print_current_losses(0, self.iteration, losses, (time.time() - t0) / o.batch_size, 0.0)
-                visualizer.plot_current_losses(0, self.iteration, losses)
-            if i % o.output_interval == 0 or last:
-                self.compute_visuals()
-                visualizer.display_current_results(self.get_current_visuals(), i, True)
-            if (o.save_interval and i > 0 and i % o.save_interval == 0) or last:
-                self.save(i)
+        with LoopControl(self, lambda: self.save(self.iteration - 1)) as control:
+            while self.iteration < o.iter:
+                i, t0 = self.iteration, time.time()
+                self.optimize_parameters()
+                last = self.iteration == o.iter
+                if self.iteration % o.print_freq == 0 or last:
+                    losses = self.get_current_losses()
+                    control.check_finite(losses, f'at iteration {i}')
+                    visualizer.print_current_losses(0, self.iteration, losses, (time.time() - t0) / o.batch_size, 0.0)
+                    visualizer.plot_current_losses(0, self.iteration, losses)
+                if i % o.output_interval == 0 or last:
+                    self.compute_visuals()
+                    visualizer.display_current_results(self.get_current_visuals(), i, True)
+                if (o.save_interval and i > 0 and i % o.save_interval == 0) or last:
+                    self.save(i)
+                control.after_step()
 
     @torch.no_grad()
     def generate(self):

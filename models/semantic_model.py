@@ -33,8 +33,8 @@ from .base_model import BaseModel, rng_state, set_rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
 from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
-                              g_nonsaturating_loss, image_grid, latest_file, mixing_noise, path_length_penalty,
-                              run_iterations)
+                              g_nonsaturating_loss, image_grid, latest_file, layer_noise, mixing_noise,
+                              path_length_penalty, run_iterations, sync_ranks)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -197,8 +197,6 @@ class SemanticModel(BaseModel):
         self.visuals = OrderedDict()
         if not self.isTrain:
             return
-        if opt.world_size > 1:
-            raise UsageError('--model semantic trains on one device; run train.py without torchrun')
         for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_every', 'n_sample'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
@@ -208,6 +206,7 @@ class SemanticModel(BaseModel):
         if self.resume is not None:
             self._take_architecture(self.resume['args'])
         self.seg_dim = self.args.seg_dim
+        self.shard = (opt.rank, opt.world_size)
         self.loss_names = ['D', 'G', 'mask', 'r1_img', 'r1_seg', 'path', 'path_length', 'real_score', 'fake_score']
         self.model_names = ['G', 'D', 'G_ema']
         self.netG = generator_from_args(self.args)
@@ -261,7 +260,7 @@ class SemanticModel(BaseModel):
             self.load(self.resume, self.resume_path)
             self.resume = None
         self.mean_path_length = self.mean_path_length.to(self.device)
-        self._install_step_hook()
+        sync_ranks(self)
         self.print_networks(opt.verbose)
 
     def checkpoint(self):
@@ -271,10 +270,11 @@ class SemanticModel(BaseModel):
                 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(), **self.data_state}
 
     def save(self):
+        if not self.opt.is_main:
+            return
         path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
         save_checkpoint(self.checkpoint(), path)
-        if self.opt.is_main:
-            print(f'saved {path}')
+        print(f'saved {path}')
 
     def load(self, ckpt, path):
         """Weights and optimizers (a g_ema-only file starts G and D fresh from it), counters and RNGs."""
@@ -301,8 +301,9 @@ class SemanticModel(BaseModel):
         self.real_mask = label_masks(self.real_label, self.seg_dim)
 
     def forward(self):
-        z = mixing_noise(self.real.shape[0], self.netG.style_dim, self.opt.mixing, self.device)
-        self.out = self.netG(z, return_all=True)
+        b, g = self.real.shape[0], self.netG
+        z = mixing_noise(b, g.style_dim, self.opt.mixing, self.device, self.shard)
+        self.out = g(z, return_all=True, noise=layer_noise(g.render_net.noises, b, self.shard), shard=self.shard)
         self.fake, self.fake_seg = self.out['image'], self.out['seg']
 
     def optimize_parameters(self):
@@ -336,12 +337,14 @@ class SemanticModel(BaseModel):
         self.optimizer_G.step()
         if o.path_regularize > 0 and i % o.g_reg_every == 0:
             g = self.netG
+            pb = max(1, b // o.path_batch_shrink)
             with torch.no_grad():
-                z = mixing_noise(max(1, b // o.path_batch_shrink), g.style_dim, o.mixing, self.device)
-                latents = g.mix_styles([g.style(s) for s in z])
+                z = mixing_noise(pb, g.style_dim, o.mixing, self.device, self.shard)
+                latents = g.mix_styles([g.style(s) for s in z], self.shard)
             latents.requires_grad_(True)
-            fake, _ = g([latents], input_is_latent=True)
-            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length)
+            fake, _ = g([latents], input_is_latent=True, noise=layer_noise(g.render_net.noises, pb, self.shard))
+            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length,
+                                                                        shard=self.shard)
             self.loss_path_length = self.mean_path_length
             self.optimizer_G.zero_grad(set_to_none=True)
             (o.path_regularize * o.g_reg_every * self.loss_path).backward()

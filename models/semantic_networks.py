@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from util.util import UsageError
 from .stylegan2 import (Blur, ConvLayer, EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm,
                         ResBlock, Upsample, channel_table, fused_leaky_relu)
+from .stylegan2_model import rank_rows
 
 # The classes of the released CelebAMask-HQ models (13 merged labels); 10 and 12 are see-through parts.
 CELEBA_CLASSES = ('background', 'face', 'eyes', 'brows', 'mouth', 'nose', 'ears', 'hair', 'neck', 'cloth',
@@ -277,16 +278,17 @@ class SemanticGenerator(nn.Module):
                              f'{self.n_latent_expand} (expanded)')
         return latent[:, self.expand_index]
 
-    def mix_styles(self, styles):
+    def mix_styles(self, styles, shard=(0, 1)):
         """One w (B, D) repeated over W+, a W+ / expanded tensor as is, or two w for style mixing: the base from
-        the first; per sample and class the (shape, texture) pair is (1, 1), (1, 2) or (2, 2)."""
+        the first; per sample and class the (shape, texture) pair is (1, 1), (1, 2) or (2, 2) (`shard`: this
+        rank's rows of the global batch's draw)."""
         if len(styles) == 1:
             s = styles[0]
             latent = s if s.ndim == 3 else s.unsqueeze(1).expand(-1, self.n_latent, -1)
         else:
             s1, s2 = styles
             b, k = s1.shape[0], self.n_local
-            choice = torch.randint(0, 3, (b, k, 1), device=s1.device)
+            choice = rank_rows(lambda n: torch.randint(0, 3, (n, k, 1), device=s1.device), b, shard)
             shape = torch.where(choice < 2, s1.unsqueeze(1), s2.unsqueeze(1))
             texture = torch.where(choice == 0, s1.unsqueeze(1), s2.unsqueeze(1))
             pairs = torch.stack([shape, texture], 2).reshape(b, 2 * k, -1)
@@ -349,15 +351,16 @@ class SemanticGenerator(nn.Module):
         return feat.view(b, -1, s, s), masks, depths.view(b, k, s, s)
 
     def forward(self, styles, input_is_latent=False, truncation=1.0, truncation_latent=None, noise=None,
-                randomize_noise=True, composition_mask=None, return_all=False):
+                randomize_noise=True, composition_mask=None, return_all=False, shard=(0, 1)):
         """`styles`: a list of one or two z (or w with input_is_latent) batches, or of one W+ / expanded tensor.
         Returns (image, seg): RGB in [-1, 1] and per-class scores shaped like the real +-1 one-hot masks (argmax =
-        label map); with return_all a dict that adds seg_coarse (2m - 1), masks m, depths and the expanded latent."""
+        label map); with return_all a dict that adds seg_coarse (2m - 1), masks m, depths and the expanded latent.
+        `shard`: (rank, world) under data parallelism, for the style-mixing draw."""
         if not input_is_latent:
             styles = [self.style(s) for s in styles]
         if truncation < 1:
             styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
-        latent = self.mix_styles(styles)
+        latent = self.mix_styles(styles, shard)
         feat, masks, depths = self.local_features(latent, composition_mask)
         seg_coarse = 2 * masks - 1
         image, seg = self.render_net(feat, noise, randomize_noise, seg_coarse if self.residual_refine else None)

@@ -87,10 +87,11 @@ def mixing_noise(batch, dim, prob, device, shard=(0, 1)):
     return [rank_rows(lambda n: torch.randn(n, dim, device=device), batch, shard)]
 
 
-def layer_noise(g, batch, shard):
-    """The per-layer noise images of Generator g for this rank's rows of the global batch."""
+def layer_noise(noises, batch, shard=(0, 1)):
+    """Per-layer noise images for this rank's rows of the global batch, shaped like the buffers of `noises`
+    (a generator's `noises` module: noise_0, noise_1, ... in layer order)."""
     return [rank_rows(lambda n: torch.randn(n, 1, *t.shape[2:], device=t.device), batch, shard)
-            for t in (getattr(g.noises, f'noise_{i}') for i in range(g.num_layers))]
+            for t in noises.buffers()]
 
 
 def d_logistic_loss(real_pred, fake_pred):
@@ -446,7 +447,7 @@ class StyleGAN2Model(BaseModel):
     def forward(self):
         b = self.real.shape[0]
         z = mixing_noise(b, self.opt.z_dim, self.opt.mixing, self.device, self.shard)
-        self.fake, _ = self.netG(z, noise=layer_noise(self.netG, b, self.shard))
+        self.fake, _ = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))
 
     def _d(self, x):
         return self.netD(diff_augment(x, self.augment, self.shard))
@@ -477,7 +478,7 @@ class StyleGAN2Model(BaseModel):
         if o.path_regularize > 0 and i % o.g_reg_every == 0:
             pb = max(1, b // o.path_batch_shrink)
             z = mixing_noise(pb, o.z_dim, o.mixing, self.device, self.shard)
-            fake, latents = self.netG(z, return_latents=True, noise=layer_noise(self.netG, pb, self.shard))
+            fake, latents = self.netG(z, return_latents=True, noise=layer_noise(self.netG.noises, pb, self.shard))
             self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length,
                                                                         shard=self.shard)
             self.loss_path_length = self.mean_path_length
@@ -538,11 +539,18 @@ def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
                 visualizer.print_current_losses(0, i, losses, (time.time() - t1) / n, (t1 - t0) / n)
                 visualizer.plot_current_losses(0, i, losses)
             if i % o.display_freq == 0 or i == total:
-                model.compute_visuals(sample_z)
+                with rng_untouched(model.device):
+                    model.compute_visuals(sample_z)
                 visualizer.display_current_results(model.get_current_visuals(), i, True)
             if i % save_every == 0 or i == total:
                 save()
             control.after_step()
+
+
+def rng_untouched(device):
+    """A block whose random draws (e.g. visuals) leave the training RNG as it was, so when the visuals are shown
+    (the last iteration of a run always shows them) never changes what a resumed run computes."""
+    return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
 
 
 def batch_length(batch):

@@ -47,9 +47,42 @@ def world(tmp_path_factory):
     r = run(['train.py', '--dataroot', w['good'], '--name', 'keep', '--model', 'pix2pix', '--checkpoints_dir', w['ck']]
             + TINY + RESNET)
     assert r.returncode == 0, r.stderr
+    stylegan_family(w, t)
     w['keep'] = {f: open(os.path.join(w['ck'], 'keep', f), 'rb').read() for f in os.listdir(os.path.join(w['ck'], 'keep'))
                  if f.endswith('.pth')}
     return w
+
+
+def stylegan_family(w, t):
+    """Tiny StyleGAN2 files (kept beside the trained model, so they must survive too), CLIP files, sketches and
+    segmented data with one defect each."""
+    import torch
+    from clip_fixtures import (VOCAB_SIZE, make_vocab, openai_extras, save_torchscript_archive, tiny_clip,
+                               to_openai_precision)
+    from models import clip as C
+    from models import stylegan2 as sg
+    from util.util import save_checkpoint
+    keep = os.path.join(w['ck'], 'keep')
+    torch.manual_seed(0)
+    for size in (16, 32):
+        g = sg.Generator(size, 8, 2, channel_max=8)
+        save_checkpoint({'g': g.state_dict(), 'g_ema': g.state_dict(),
+                         'd': sg.Discriminator(size, channel_max=8).state_dict()}, os.path.join(keep, f'sg{size}.pth'))
+    cfg = C.CLIPConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+                       context_length=77, vocab_size=VOCAB_SIZE, text_width=64, text_layers=1)
+    save_torchscript_archive(to_openai_precision(tiny_clip(cfg).state_dict()), str(t / 'clip.pt'),
+                             extras=openai_extras(cfg))
+    make_vocab(str(t / 'vocab.txt.gz'))
+    for i in range(2):
+        write(str(t / 'sketch' / f'{i}.png'), np.full((16, 16, 1), 255 - 100 * i, np.uint8))
+    rng = np.random.default_rng(1)
+    for name in ('labels_high', 'labels_missing'):
+        for i in range(3):
+            write(str(t / name / 'image' / f'{i:03d}.png'), smooth_image(rng, 32, 32))
+            label = np.zeros((32, 32), np.uint8)
+            label[8:, :16] = 7 if name == 'labels_high' and i == 1 else 2
+            if not (name == 'labels_missing' and i == 2):
+                write(str(t / name / 'label' / f'{i:03d}.png'), label)
 
 
 def run(args):
@@ -59,6 +92,30 @@ def run(args):
 def train(w, data, *extra, name='bad', model='pix2pix'):
     return ['train.py', '--dataroot', w[data] if data in w else data, '--name', name, '--model', model,
             '--checkpoints_dir', w['ck']] + TINY + RESNET + list(extra)
+
+
+def sg_file(w, size=16):
+    return os.path.join(w['ck'], 'keep', f'sg{size}.pth')
+
+
+def gansketch(w, *extra):
+    return ['train.py', '--model', 'gansketch', '--name', 'gs', '--checkpoints_dir', w['ck'], '--dataroot_sketch',
+            str(w['t'] / 'sketch'), '--sketch_net', 'edges', '--device', 'cpu', '--max_iter', '1'] + list(extra)
+
+
+def nada(w, *extra):
+    args = ['train.py', '--model', 'nada', '--name', 'nada', '--checkpoints_dir', w['ck'], '--frozen_gen_ckpt',
+            sg_file(w), '--clip_models', str(w['t'] / 'clip.pt'), '--clip_vocab', str(w['t'] / 'vocab.txt.gz'),
+            '--device', 'cpu', '--iter', '1', '--source_class', 'photo', '--target_class', 'sketch']
+    return args + list(extra)
+
+
+def semantic(w, data):
+    return ['train.py', '--model', 'semantic', '--name', 'sem', '--checkpoints_dir', w['ck'], '--dataroot',
+            str(w['t'] / data), '--device', 'cpu', '--size', '32', '--z_dim', '8', '--n_mlp', '1', '--seg_dim', '3',
+            '--local_layers', '3', '--local_channel', '8', '--base_layers', '1', '--depth_layers', '2',
+            '--coarse_size', '16', '--coarse_channel', '8', '--min_feat_size', '8', '--channel_max', '8',
+            '--num_threads', '0', '--iter', '1', '--batch', '3']
 
 
 CASES = {
@@ -91,6 +148,21 @@ CASES = {
                                               'min_size'),
     'singan generate without model': lambda w: (['generate.py', '--model', 'singan', '--name', 'nothing',
                                                  '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'], 'nothing'),
+    'gansketch G and D of other sizes': lambda w: (gansketch(w, '--g_pretrained', sg_file(w), '--d_pretrained',
+                                                             sg_file(w, 32)), 'discriminator of 32 px'),
+    'gansketch G of another size than --size': lambda w: (gansketch(w, '--g_pretrained', sg_file(w, 32), '--size',
+                                                                    '16'), 'pass --size 32'),
+    'nada trained G of another size': lambda w: (nada(w, '--train_gen_ckpt', sg_file(w, 32)), 'same size'),
+    'nada missing CLIP weights': lambda w: (nada(w, '--clip_models', 'ViT-B/32', '--clip_dir', str(w['t'])),
+                                            'ViT-B-32.pt'),
+    'nada missing CLIP vocabulary': lambda w: (nada(w, '--clip_vocab', str(w['t'] / 'none.txt.gz')),
+                                               'CLIP vocabulary not found'),
+    'nada empty prompt': lambda w: (nada(w, '--target_class', ''), 'empty prompt'),
+    'semantic label >= seg_dim': lambda w: (semantic(w, 'labels_high'), 'has class 7'),
+    'semantic image/label count mismatch': lambda w: (semantic(w, 'labels_missing'), 'no label for 002'),
+    'generate with a PNG as --ckpt': lambda w: (['generate.py', '--model', 'stylegan2', '--name', 'x', '--ckpt',
+                                                 str(w['t'] / 'tiny.png'), '--device', 'cpu', '--results_dir',
+                                                 str(w['t'] / 'res')], 'not a PyTorch checkpoint'),
 }
 
 

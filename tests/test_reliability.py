@@ -219,3 +219,102 @@ def test_stylegan2_non_finite_policy(tmp_path, policy):
     else:
         assert r.returncode == 0, r.stderr
         assert 'skipped (--nan_policy skip)' in r.stdout and ckpt['iter'] == 4
+
+
+@pytest.mark.slow
+def test_stylegan2_two_process_gloo_matches_one_process(tmp_path):
+    """2 ranks x batch 1 against 1 process x batch 2 on the same two images (serial order, so rank r holds image r,
+    the row the global draws give it). They agree up to D's minibatch-stddev channel, which sees 1 sample per rank
+    instead of 2 (measured: G outputs 0.07 apart after 6 steps, while training moved them 0.35)."""
+    from helpers import make_folder
+    from models.stylegan2 import Discriminator, Generator
+    data = make_folder(str(tmp_path / 'imgs'), n=2, size=16)
+    common = SG2 + ['--dataroot', data, '--checkpoints_dir', str(tmp_path), '--serial_batches', '--iter', '6',
+                    '--save_freq', '1', '--diffaug_policy', 'color,translation,cutout']
+    ddp = cli(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'train.py', '--name', 'ddp',
+               '--batch', '1'] + common, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert 'ranks in sync: yes' in ddp.stdout and 'effective batch size 2' in ddp.stdout
+    assert ddp.stdout.count('saved ') == 6  # rank 0 alone writes
+    one = cli(['train.py', '--name', 'one', '--batch', '2'] + common)
+    assert one.returncode == 0, one.stderr[-2000:]
+    z = torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def outputs(run, it):
+        ckpt = sg2_ckpt(tmp_path / run, it)
+        g, d = Generator(16, 8, 2, channel_max=8).eval(), Discriminator(16, channel_max=8)
+        g.load_state_dict(ckpt['g'])
+        d.load_state_dict(ckpt['d'])
+        with torch.no_grad():
+            return g([z], randomize_noise=False)[0], d(x), ckpt['mean_path_length']
+
+    (g2, d2, pl2), (g1, d1, pl1), (g_early, d_early, _) = outputs('ddp', 6), outputs('one', 6), outputs('one', 1)
+    assert (g2 - g1).abs().max() < 0.35 * (g1 - g_early).abs().max()  # fails if ranks drew their own noises
+    assert (d2 - d1).abs().max() < 0.5 * (d1 - d_early).abs().max()
+    assert pl2 == pytest.approx(pl1, rel=1e-2)  # the path-length mean follows the whole batch
+
+
+# ------------------------------------------------------------------ GAN Sketching's own loop
+def gansketch_files(root):
+    """A tiny pretrained G/D (rosinality checkpoint), 3 sketches and 3 real images."""
+    from helpers import make_folder, write
+    from models import stylegan2 as sg
+    from util.util import save_checkpoint
+    torch.manual_seed(0)
+    g, d = sg.Generator(16, 8, 2, channel_max=8), sg.Discriminator(16, channel_max=8)
+    save_checkpoint({'g': g.state_dict(), 'd': d.state_dict(), 'g_ema': g.state_dict()}, str(root / 'pre.pt'))
+    for i in range(3):
+        img = torch.full((16, 16, 1), 255, dtype=torch.uint8)
+        img[3 + i:12, 4 + i] = 0
+        write(str(root / 'sketch' / f'{i}.png'), img.numpy())
+    make_folder(str(root / 'images'), n=3, size=16)
+    return ['train.py', '--model', 'gansketch', '--checkpoints_dir', str(root / 'ck'), '--dataroot_sketch',
+            str(root / 'sketch'), '--g_pretrained', str(root / 'pre.pt'), '--d_pretrained', str(root / 'pre.pt'),
+            '--sketch_net', 'edges', '--batch', '2', '--device', 'cpu', '--print_freq', '1', '--display_freq', '1000',
+            '--seed', '0', '--d_reg_every', '2', '--mixing', '0.5', '--diffaug_policy', 'translation,color']
+
+
+def gansketch_state(run, it):
+    import argparse
+    nets = {n: load_checkpoint(str(run / f'{it}_net_{n}.pth')) for n in ('G', 'D_sketch', 'D_image')}
+    misc = load_checkpoint(str(run / f'{it}_net_misc.pth'), safe_globals=(argparse.Namespace,))
+    return {**nets, 'g_optim': misc['g_optim'], 'd_optim': misc['d_optim']}
+
+
+@pytest.mark.slow
+def test_gansketch_sigterm_saves_and_resumes_bit_exact(tmp_path):
+    """SIGTERM mid-run saves <it>_net_*.pth and exits 143; --continue_train ends bit-identical to an unbroken run:
+    3 sketches in batches of 2 (the rest of a permutation is carried over) and --dataroot_image mid-epoch."""
+    base = gansketch_files(tmp_path) + ['--max_iter', '12', '--save_freq', '100', '--l_image', '0.5',
+                                        '--dataroot_image', str(tmp_path / 'images')]
+    rc, out = sigterm_when(base + ['--name', 'cut'], '(epoch: 0, iters: 2,')
+    assert rc == 128 + signal.SIGTERM, out
+    saved = sorted(int(p.name.split('_')[0]) for p in (tmp_path / 'ck' / 'cut').glob('*_net_misc.pth'))
+    assert saved[0] == 0 and len(saved) == 2 and 2 <= saved[1] < 11, out
+    resumed = cli(base + ['--name', 'cut', '--continue_train'])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f'resuming after iteration {saved[1]}' in resumed.stdout
+    full = cli(base + ['--name', 'full'])
+    assert full.returncode == 0, full.stderr[-2000:]
+    a, b = gansketch_state(tmp_path / 'ck' / 'full', 11), gansketch_state(tmp_path / 'ck' / 'cut', 11)
+    assert same_ckpt(a, b, list(a))
+    assert not same_ckpt(a, gansketch_state(tmp_path / 'ck' / 'cut', saved[1]), ['G'])  # the comparison can fail
+
+
+@pytest.mark.parametrize('policy', ['stop', 'skip'])
+def test_gansketch_non_finite_policy(tmp_path, policy):
+    r = cli(gansketch_files(tmp_path) + ['--name', 'nan', '--lr', '1e30', '--max_iter', '4', '--save_freq', '100',
+                                         '--nan_policy', policy])
+    run = tmp_path / 'ck' / 'nan'
+    last = max(int(p.name.split('_')[0]) for p in run.glob('*_net_misc.pth'))
+    g = load_checkpoint(str(run / f'{last}_net_G.pth'))
+    assert all(torch.isfinite(v).all() for v in g.values() if v.is_floating_point())
+    if policy == 'stop':
+        assert r.returncode == 2, r.stdout + r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
+        assert len(errors) == 1 and 'non-finite' in errors[0] and '--nan_policy skip' in errors[0], r.stderr
+        assert 'Traceback' not in r.stderr and last < 3
+    else:
+        assert r.returncode == 0, r.stderr
+        assert 'skipped (--nan_policy skip)' in r.stdout and last == 3
