@@ -41,8 +41,8 @@ def bench_singan(device=None, size=250, niter=2000, measure_iters=None, max_scal
     scale (default: all of niter). max_scales: time only the coarsest scales (the rest are then missing
     from the totals, which say how many scales were measured). extra_args: more train.py options.
     Returns a dict: device, image_size, num_scales, iterations_per_scale, measured_iterations, per_scale
-    (list of {scale, size, nfc, seconds, seconds_per_iter}), total_seconds (for niter iterations per
-    scale, over the measured scales), extrapolated, complete.
+    (list of {scale, size, nfc, seconds, seconds_per_iter, losses: the scale's last}), total_seconds (for
+    niter iterations per scale, over the measured scales), extrapolated, complete.
     """
     from models.singan_model import SinGANModel
     from options.train_options import TrainOptions
@@ -61,7 +61,8 @@ def bench_singan(device=None, size=250, niter=2000, measure_iters=None, max_scal
         for n in range(min(n_scales, max_scales or n_scales)):
             seconds = model.train_scale(n)
             per_scale.append({'scale': n, 'size': list(model.shapes[n]), 'nfc': model.nfc,
-                              'seconds': seconds * niter / measure, 'seconds_per_iter': seconds / measure})
+                              'seconds': seconds * niter / measure, 'seconds_per_iter': seconds / measure,
+                              'losses': {k: round(v, 4) for k, v in model.get_current_losses().items()}})
     name = torch.cuda.get_device_name(model.device) if model.device.type == 'cuda' else 'cpu'
     return {'model': 'singan', 'device': str(model.device), 'device_name': name,
             'threads': torch.get_num_threads(), 'image_size': list(model.shapes[-1]), 'num_scales': n_scales,

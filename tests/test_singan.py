@@ -187,6 +187,44 @@ def test_weights_carry_over_between_equal_widths(trained):
     assert not torch.equal(model.netG.state_dict()['head.conv.weight'], g0['head.conv.weight'])
 
 
+def test_learning_rates_drop_once_at_the_milestone(tmp_path, monkeypatch):
+    """The reference's MultiStepLR(milestones=[0.8 niter], gamma), stepped once per iteration: iterations
+    1..milestone run at the set rates, the rest at rate x gamma, and every scale starts at the set rates."""
+    opt = TrainOptions().parse(['--model', 'singan', '--name', 'lr', '--checkpoints_dir', str(tmp_path), *TINY,
+                                '--lr_g', '0.001', '--lr_d', '0.002', '--gamma', '0.5'])
+    model = SinGANModel(opt)
+    model.init_training(torch.rand(1, 3, 32, 40) * 2 - 1)
+    seen, step = [], model.optimize_parameters
+
+    def recording_step():
+        seen.append((model.scale, *(g['lr'] for o in (model.optimizer_G, model.optimizer_D) for g in o.param_groups)))
+        step()
+
+    monkeypatch.setattr(model, 'optimize_parameters', recording_step)
+    for n in range(2):
+        model.train_scale(n)
+    assert model.milestone == 8  # 0.8 x --niter 10
+    assert seen == [(n, 0.001 * g, 0.002 * g) for n in range(2) for g in [1] * 8 + [0.5] * 2]
+
+
+def test_amp_trains_with_finite_losses(trained, tmp_path):
+    """--amp (bf16 autocast, on CPU here) trains a tiny pyramid: every iteration's losses are finite (print_freq 1
+    makes the trainer check each one), the reconstruction learnt the image, and the arithmetic did change."""
+    ck = str(tmp_path / 'ck')
+    train.main(['--model', 'singan', '--dataroot', trained['image'], '--name', 'amp', '--checkpoints_dir', ck,
+                '--seed', '1', '--amp', *TINY, '--print_freq', '1'])
+    amp, fp32 = load_ckpt(ck, 'amp'), load_ckpt(trained['ck'], 'tiny')
+    assert len(amp['scales']) == len(fp32['scales']) == 4
+    assert all(v.isfinite().all() for s in amp['scales'] for v in s['G'].values() if v.is_floating_point())
+    opt = GenerateOptions().parse(['--model', 'singan', '--name', 'amp', '--checkpoints_dir', ck, '--device', 'cpu'])
+    model = SinGANModel(opt)
+    model.load_pyramid()
+    rec, real = model.pyramid.reconstruct(4, 'cpu'), amp['real']
+    assert F.mse_loss(rec, real) < F.mse_loss(torch.zeros_like(real), real)
+    w = 'head.conv.weight'
+    assert not torch.equal(amp['scales'][0]['G'][w], fp32['scales'][0]['G'][w])  # same seed: bf16 made the difference
+
+
 def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path, monkeypatch):
     """Grayscale, portrait: a run killed after scale 1 and resumed with --continue_train continues at
     scale 2 and ends with exactly the pyramid of an unbroken run (per-scale seeding)."""
