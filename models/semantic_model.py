@@ -28,13 +28,14 @@ import torch.nn.functional as F
 
 from data.segmented_dataset import label_masks
 from util import html
-from util.util import UsageError, atomic_write, load_checkpoint, save_checkpoint, save_image, tensor2im
-from .base_model import BaseModel, rng_state, set_rng_state
+from util.util import UsageError, atomic_write, load_checkpoint, save_image, tensor2im
+from .base_model import BaseModel, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
 from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
                               g_nonsaturating_loss, image_grid, latest_file, layer_noise, mixing_noise,
-                              path_length_penalty, run_iterations, sync_ranks)
+                              path_length_step, restore_loop_state, run_iterations, save_iteration,
+                              sync_ranks)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -270,11 +271,7 @@ class SemanticModel(BaseModel):
                 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(), **self.data_state}
 
     def save(self):
-        if not self.opt.is_main:
-            return
-        path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
-        save_checkpoint(self.checkpoint(), path)
-        print(f'saved {path}')
+        save_iteration(self)
 
     def load(self, ckpt, path):
         """Weights and optimizers (a g_ema-only file starts G and D fresh from it), counters and RNGs."""
@@ -282,17 +279,7 @@ class SemanticModel(BaseModel):
         load_net(self.netG, ckpt['g'] if 'g' in ckpt else ckpt['g_ema'], path, 'g')
         if 'd' in ckpt:
             load_net(self.netD, ckpt['d'], path, 'd')
-        for optim, key in ((self.optimizer_G, 'g_optim'), (self.optimizer_D, 'd_optim')):
-            if key in ckpt:
-                optim.load_state_dict(ckpt[key])
-        m = CKPT_RE.match(os.path.basename(path))
-        self.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
-        self.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
-        if 'rng' in ckpt:
-            set_rng_state(ckpt['rng'])
-        self.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
-        if self.opt.is_main:
-            print(f'resuming from {path} at iteration {self.iteration}')
+        restore_loop_state(self, ckpt, path)
 
     # ---------------------------------------------------------------- one step
     def set_input(self, input):
@@ -343,12 +330,7 @@ class SemanticModel(BaseModel):
                 latents = g.mix_styles([g.style(s) for s in z], self.shard)
             latents.requires_grad_(True)
             fake, _ = g([latents], input_is_latent=True, noise=layer_noise(g.render_net.noises, pb, self.shard))
-            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length,
-                                                                        shard=self.shard)
-            self.loss_path_length = self.mean_path_length
-            self.optimizer_G.zero_grad(set_to_none=True)
-            (o.path_regularize * o.g_reg_every * self.loss_path).backward()
-            self.optimizer_G.step()
+            path_length_step(self, fake, latents)
         accumulate(self.netG_ema, self.netG)
         self.iteration += 1
 

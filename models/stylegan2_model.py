@@ -125,6 +125,17 @@ def path_length_penalty(fake, latents, mean_path_length, decay=0.01, shard=(0, 1
     return (lengths - mean).pow(2).mean(), mean
 
 
+def path_length_step(model, fake, latents):
+    """The lazy path-length regularisation step on G (weighted by g_reg_every, as in the reference)."""
+    o = model.opt
+    model.loss_path, model.mean_path_length = path_length_penalty(fake, latents, model.mean_path_length,
+                                                                  shard=model.shard)
+    model.loss_path_length = model.mean_path_length
+    model.optimizer_G.zero_grad(set_to_none=True)
+    (o.path_regularize * o.g_reg_every * model.loss_path).backward()
+    model.optimizer_G.step()
+
+
 @torch.no_grad()
 def accumulate(ema, model, decay=EMA_DECAY):
     for pe, p in zip(ema.parameters(), model.parameters()):
@@ -415,11 +426,7 @@ class StyleGAN2Model(BaseModel):
                 **self.data_state}
 
     def save(self):
-        if not self.opt.is_main:
-            return
-        path = os.path.join(self.save_dir, f'{self.iteration:06d}.pt')
-        save_checkpoint(self.checkpoint(), path)
-        print(f'saved {path}')
+        save_iteration(self)
 
     def load(self, path):
         ckpt = load_checkpoint(path, map_location='cpu', safe_globals=(argparse.Namespace,))
@@ -428,17 +435,7 @@ class StyleGAN2Model(BaseModel):
                              'from a generator alone use --model gansketch --g_pretrained')
         for net, key in ((self.netG, 'g'), (self.netD, 'd'), (self.netG_ema, 'g_ema')):
             load_state_checked(net, _strip(ckpt[key]), path)
-        for optim, key in ((self.optimizer_G, 'g_optim'), (self.optimizer_D, 'd_optim')):
-            if key in ckpt:
-                optim.load_state_dict(ckpt[key])
-        m = CKPT_RE.match(os.path.basename(path))
-        self.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
-        self.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
-        if 'rng' in ckpt:
-            set_rng_state(ckpt['rng'])
-        self.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
-        if self.opt.is_main:
-            print(f'resuming from {path} at iteration {self.iteration}')
+        restore_loop_state(self, ckpt, path)
 
     # ---------------------------------------------------------------- one step
     def set_input(self, input):
@@ -479,12 +476,7 @@ class StyleGAN2Model(BaseModel):
             pb = max(1, b // o.path_batch_shrink)
             z = mixing_noise(pb, o.z_dim, o.mixing, self.device, self.shard)
             fake, latents = self.netG(z, return_latents=True, noise=layer_noise(self.netG.noises, pb, self.shard))
-            self.loss_path, self.mean_path_length = path_length_penalty(fake, latents, self.mean_path_length,
-                                                                        shard=self.shard)
-            self.loss_path_length = self.mean_path_length
-            self.optimizer_G.zero_grad(set_to_none=True)
-            (o.path_regularize * o.g_reg_every * self.loss_path).backward()
-            self.optimizer_G.step()
+            path_length_step(self, fake, latents)
         accumulate(self.netG_ema, self.netG)
         self.iteration += 1
 
@@ -515,6 +507,31 @@ class StyleGAN2Model(BaseModel):
 
 
 # ------------------------------------------------------------------ scaffolding of the own training loops
+def save_iteration(model):
+    """Rank 0 writes model.checkpoint() to NNNNNN.pt (the iteration), atomically."""
+    if not model.opt.is_main:
+        return
+    path = os.path.join(model.save_dir, f'{model.iteration:06d}.pt')
+    save_checkpoint(model.checkpoint(), path)
+    print(f'saved {path}')
+
+
+def restore_loop_state(model, ckpt, path):
+    """What a rosinality-layout checkpoint holds beyond the weights: optimizers, the iteration (from the file
+    name when absent, as in the reference's files), the path-length mean, RNGs and our data position."""
+    for optim, key in ((model.optimizer_G, 'g_optim'), (model.optimizer_D, 'd_optim')):
+        if key in ckpt:
+            optim.load_state_dict(ckpt[key])
+    m = CKPT_RE.match(os.path.basename(path))
+    model.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
+    model.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
+    if 'rng' in ckpt:
+        set_rng_state(ckpt['rng'])
+    model.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
+    if model.opt.is_main:
+        print(f'resuming from {path} at iteration {model.iteration}')
+
+
 def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
     """The loop of the StyleGAN2-family models that read a dataset (stylegan2, semantic): iterations until
     `total`, losses every --print_freq, samples of `sample_z` every --display_freq, a resumable checkpoint
