@@ -321,7 +321,7 @@ class NADAModel(BaseModel):
     def select_layers(self):
         """Adaptive layer selection: move W+ towards the target text with SGD (lr 0.01) and return the layers
         driven by the auto_layer_k W+ entries that moved most (entry 0 -> conv1, 1 -> to_rgb1, i -> convs[i-2]).
-        Under DDP every rank runs it on the same draws and takes rank 0's choice, so all train the same layers."""
+        Under DDP every rank runs it on the same draws and ranks the summed movement: all train the same layers."""
         o, g = self.opt, self.netG
         with torch.no_grad():
             w0 = self.netG_frozen.style(torch.randn(o.auto_layer_batch, g.style_dim, device=self.device))
@@ -334,9 +334,9 @@ class NADAModel(BaseModel):
             grad, = torch.autograd.grad(loss, w)
             w = (w - 0.01 * grad).detach().requires_grad_(True)
         moved = (w.detach() - w0).abs().mean(-1).mean(0)
+        if o.world_size > 1:  # the same choice on every rank, whatever rounding differences
+            torch.distributed.all_reduce(moved)
         chosen = torch.topk(moved, o.auto_layer_k).indices
-        if o.world_size > 1:
-            torch.distributed.broadcast(chosen, 0)
         layers = [g.conv1, g.to_rgb1, *g.convs]
         return [layers[i] for i in chosen.tolist()]
 

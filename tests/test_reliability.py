@@ -318,3 +318,42 @@ def test_gansketch_non_finite_policy(tmp_path, policy):
     else:
         assert r.returncode == 0, r.stderr
         assert 'skipped (--nan_policy skip)' in r.stdout and last == 3
+
+
+# ------------------------------------------------------------------ NADA under torchrun
+@pytest.mark.slow
+def test_nada_two_process_gloo_matches_one_process(tmp_path):
+    """2 ranks x batch 2 against 1 process x batch 4, with adaptive layer selection every step. NADA has no D, so
+    the runs agree to rounding; every rank must also leave cleanly (exit 0), which the per-step layer choice
+    once broke at interpreter exit. Training starts from a perturbed copy of the frozen G (--train_gen_ckpt):
+    from the frozen G itself the first image direction is 0/0 and its gradient's sign is rounding noise."""
+    from clip_fixtures import VOCAB_SIZE, make_vocab, openai_extras, save_torchscript_archive, tiny_clip
+    from clip_fixtures import to_openai_precision
+    from models import clip as C
+    from models import stylegan2 as sg
+    from util.util import save_checkpoint
+    cfg = C.CLIPConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+                       context_length=77, vocab_size=VOCAB_SIZE, text_width=64, text_layers=1)
+    save_torchscript_archive(to_openai_precision(tiny_clip(cfg).state_dict()), str(tmp_path / 'clip.pt'),
+                             extras=openai_extras(cfg))
+    make_vocab(str(tmp_path / 'vocab.txt.gz'))
+    torch.manual_seed(0)
+    source = sg.Generator(16, 8, 2, channel_max=8).state_dict()
+    save_checkpoint({'g_ema': source}, str(tmp_path / 'g.pt'))
+    start = {k: v + 0.05 * torch.randn_like(v) if k.startswith('convs') and v.is_floating_point() else v
+             for k, v in source.items()}
+    save_checkpoint({'g_ema': start}, str(tmp_path / 'start.pt'))
+    common = ['--train_gen_ckpt', str(tmp_path / 'start.pt'), '--model', 'nada', '--frozen_gen_ckpt', str(tmp_path / 'g.pt'), '--clip_models', str(tmp_path / 'clip.pt'),
+              '--clip_vocab', str(tmp_path / 'vocab.txt.gz'), '--checkpoints_dir', str(tmp_path), '--device', 'cpu',
+              '--n_sample', '2', '--auto_layer_batch', '2', '--auto_layer_k', '3', '--source_class', 'photo',
+              '--target_class', 'sketch', '--seed', '0', '--iter', '4', '--lr', '0.02']
+    ddp = cli(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'train.py', '--name', 'ddp',
+               '--batch', '2'] + common, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert 'ranks in sync: yes' in ddp.stdout and 'effective batch size 4' in ddp.stdout
+    one = cli(['train.py', '--name', 'one', '--batch', '4'] + common)
+    assert one.returncode == 0, one.stderr[-2000:]
+    g2, g1 = (load_checkpoint(str(tmp_path / run / '000003.pt'))['g_ema'] for run in ('ddp', 'one'))
+    moved = max(float((g1[k] - start[k]).abs().max()) for k in source)
+    assert moved > 1e-3  # training moved the weights, so agreement below means something
+    assert max(float((g2[k] - g1[k]).abs().max()) for k in source) < 1e-2 * moved
