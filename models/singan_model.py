@@ -284,9 +284,12 @@ class SinGANModel(BaseModel):
             prev = prevs[j:j + 1]
             with torch.no_grad(), cast():
                 fake = G(prev, z, self.amp).float()
-            gp = gradient_penalty(self.netD, self.real, fake, c['lambda_grad'], cast)
             with cast():
-                loss_D = D(fake).float().mean() - D(self.real).float().mean() + gp
+                scores = D(fake).float().mean() - D(self.real).float().mean()
+            # after the compiled calls: their batch-norm buffer updates would invalidate what the penalty's
+            # double backward saved of those buffers (eager updates do not)
+            gp = gradient_penalty(self.netD, self.real, fake, c['lambda_grad'], cast)
+            loss_D = scores + gp
             self.optimizer_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self.optimizer_D.step()
