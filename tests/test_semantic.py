@@ -321,6 +321,7 @@ def test_train_save_resume_round_trip(tmp_path):
     assert not torch.equal(ckpt['g_ema']['style.1.weight'], ckpt['g']['style.1.weight'])  # EMA lags G
     losses = model.get_current_losses()
     assert all(np.isfinite(v) for v in losses.values()) and losses['r1_seg'] > 0 and losses['mask'] > 0
+    assert losses['path'] > 0 and losses['path_length'] > 0  # the lazy path-length step ran (iterations 0, 2)
     # resume: counters, optimizer state and the architecture come from the checkpoint
     resumed = create_model(train_opt(tmp_path, root, '--iter', '4', '--continue_train', '--local_channel', '4'))
     resumed.setup(resumed.opt)
