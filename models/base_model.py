@@ -125,6 +125,14 @@ class BaseModel(ABC):
         fmt = self.memory_format() if tensor.dim() == 4 else torch.preserve_format
         return tensor.to(self.device, non_blocking=True, memory_format=fmt)
 
+    def set_pair_input(self, input):
+        """real_A/real_B on the device (swapped by --direction BtoA), the source side's paths, a size check."""
+        AtoB = self.opt.direction == 'AtoB'
+        self.real_A = self.to_device(input['A' if AtoB else 'B'])
+        self.real_B = self.to_device(input['B' if AtoB else 'A'])
+        self.image_paths = input['A_paths' if AtoB else 'B_paths']
+        self.check_input_size(self.real_A)
+
     def adam(self, params, lr, betas):
         """Adam, fused (one kernel per step; it also lets the non-finite guard skip an update on the device)."""
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)

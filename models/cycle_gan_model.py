@@ -55,11 +55,7 @@ class CycleGANModel(BaseModel):
         self.loss_idt_A = self.loss_idt_B = 0.0
 
     def set_input(self, input):
-        AtoB = self.opt.direction == 'AtoB'
-        self.real_A = self.to_device(input['A' if AtoB else 'B'])
-        self.real_B = self.to_device(input['B' if AtoB else 'A'])
-        self.image_paths = input['A_paths' if AtoB else 'B_paths']
-        self.check_input_size(self.real_A)
+        self.set_pair_input(input)
 
     def forward(self):
         with self.autocast():

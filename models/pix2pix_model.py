@@ -34,11 +34,7 @@ class Pix2PixModel(BaseModel):
         return self.opt.input_nc + self.opt.output_nc
 
     def set_input(self, input):
-        AtoB = self.opt.direction == 'AtoB'
-        self.real_A = self.to_device(input['A' if AtoB else 'B'])
-        self.real_B = self.to_device(input['B' if AtoB else 'A'])
-        self.image_paths = input['A_paths' if AtoB else 'B_paths']
-        self.check_input_size(self.real_A)
+        self.set_pair_input(input)
 
     def forward(self):
         with self.autocast():

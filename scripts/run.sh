@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install into .venv (torch first, pinned to the local CPU wheel unless a torch is already there), then
 #   demo: build the sample datasets, train pix2pix for a few epochs on CPU, test it, print the results page
-#   test: run the whole test suite
+#   test: run the whole test suite, a worker per core
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
@@ -31,6 +31,7 @@ demo() {
 
 case "${1:-}" in
   demo) install; demo ;;
-  test) install; shift; "$PY" -m pytest "$@" ;;
+  # one process per core (tests run single-threaded); a file's tests stay together to share its fixtures
+  test) install; shift; "$PY" -m pytest -n auto --dist loadfile "$@" ;;
   *) echo "usage: bash scripts/run.sh demo | test [pytest args]" >&2; exit 2 ;;
 esac
