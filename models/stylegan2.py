@@ -393,11 +393,24 @@ class Discriminator(nn.Module):
         b, c, h, w = out.shape
         # the reference requires B % min(B, 4) == 0; the largest group size <= 4 dividing B keeps its
         # result where it works and accepts any batch
-        group = next(g for g in range(min(b, self.stddev_group), 0, -1) if b % g == 0)
-        std = out.view(group, -1, self.stddev_feat, c // self.stddev_feat, h, w)
+        full, rows = global_batch(out)
+        group = next(g for g in range(min(len(full), self.stddev_group), 0, -1) if len(full) % g == 0)
+        std = full.view(group, -1, self.stddev_feat, c // self.stddev_feat, h, w)
         std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
-        out = torch.cat([out, std.repeat(group, 1, h, w)], 1)
+        out = torch.cat([out, std.repeat(group, 1, h, w)[rows]], 1)
         return self.final_linear(self.final_conv(out).view(b, -1))
+
+
+def global_batch(x):
+    """(the whole batch, this rank's rows of it) under data parallelism, else (x, all rows): the minibatch-stddev
+    groups then span the global batch, so N ranks compute what one process with the N-times batch would. The
+    gather is differentiable (R1's double backward included); every rank must call D the same number of times."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, slice(None)
+    from torch.distributed.nn.functional import all_gather
+    b = len(x)
+    return torch.cat(all_gather(x)), slice(dist.get_rank() * b, (dist.get_rank() + 1) * b)
 
 
 # --------------------------------------------------------------------------- checkpoint compatibility

@@ -224,8 +224,8 @@ def test_stylegan2_non_finite_policy(tmp_path, policy):
 @pytest.mark.slow
 def test_stylegan2_two_process_gloo_matches_one_process(tmp_path):
     """2 ranks x batch 1 against 1 process x batch 2 on the same two images (serial order, so rank r holds image r,
-    the row the global draws give it). They agree up to D's minibatch-stddev channel, which sees 1 sample per rank
-    instead of 2 (measured: G outputs 0.07 apart after 6 steps, while training moved them 0.35)."""
+    the row the global draws give it). D's minibatch-stddev groups span the gathered global batch, so they agree to
+    rounding (they were 0.07 apart after 6 steps, against 0.35 of training, when each rank grouped its own rows)."""
     from helpers import make_folder
     from models.stylegan2 import Discriminator, Generator
     data = make_folder(str(tmp_path / 'imgs'), n=2, size=16)
@@ -250,8 +250,9 @@ def test_stylegan2_two_process_gloo_matches_one_process(tmp_path):
             return g([z], randomize_noise=False)[0], d(x), ckpt['mean_path_length']
 
     (g2, d2, pl2), (g1, d1, pl1), (g_early, d_early, _) = outputs('ddp', 6), outputs('one', 6), outputs('one', 1)
-    assert (g2 - g1).abs().max() < 0.35 * (g1 - g_early).abs().max()  # fails if ranks drew their own noises
-    assert (d2 - d1).abs().max() < 0.5 * (d1 - d_early).abs().max()
+    g_gap, g_moved = (g2 - g1).abs().max(), (g1 - g_early).abs().max()
+    d_gap, d_moved = (d2 - d1).abs().max(), (d1 - d_early).abs().max()
+    assert g_gap < 0.01 * g_moved and d_gap < 0.01 * d_moved, (g_gap, g_moved, d_gap, d_moved)
     assert pl2 == pytest.approx(pl1, rel=1e-2)  # the path-length mean follows the whole batch
 
 
