@@ -39,9 +39,9 @@ class AlignedDataset(BaseDataset):
         if self.device_cache is not None:
             job = functools.partial(self._prepare_pair, path)
             self.device_cache.get((path, 'A'), job)
-            params = get_params(self.opt, self.device_cache.sizes[(path, 'A')])
-            A = self.device_crop((path, 'A'), job, get_transform(self.opt, params), path)
-            B = self.device_crop((path, 'B'), job, get_transform(self.opt, params), path)
+            transform = get_transform(self.opt, get_params(self.opt, self.device_cache.sizes[(path, 'A')]))
+            A = self.device_crop((path, 'A'), job, transform, path)
+            B = self.device_crop((path, 'B'), job, transform, path)
             return {'A': A, 'B': B, 'A_paths': path, 'B_paths': path}
         AB = self.load_image(path)
         h, w = AB.shape[:2]

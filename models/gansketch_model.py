@@ -217,7 +217,7 @@ class GANSketchModel(BaseModel):
         if 'rng' in misc:
             set_rng_state(misc['rng'])
         self.sketch_order = misc.get('sketch_order', self.sketch_order)
-        self.data_state = {k: int(misc[k]) for k in ('data_epoch', 'data_pos') if k in misc}
+        self.data_state = DataStream.saved_state(misc)
         self.iteration = it + 1
         if self.opt.is_main:
             print(f'resuming after iteration {it}')
@@ -338,8 +338,7 @@ class GANSketchModel(BaseModel):
         if sketches is None:
             raise UsageError(f'--model gansketch reads the sketches with --dataset_mode sketch, not {o.dataset_mode}')
         sketches = sketches.to(self.device)
-        images = DataStream(self.images, self.data_state.get('data_epoch', 0), self.data_state.get('data_pos', 0)) \
-            if self.images is not None else None
+        images = DataStream(self.images, self.data_state) if self.images is not None else None
         sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
         if o.is_main:
             print(f'{len(sketches)} sketches; training {sum(p.numel() for p in self.G_params)} generator parameters '

@@ -32,8 +32,8 @@ from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
 from .stylegan2_model import (CKPT_RE, LoopControl, add_generate_options, add_network_options, adam_for_lazy_reg,
-                              build_generator, image_grid, latest_file, layer_noise, mixing_noise, sync_ranks,
-                              write_sample_page)
+                              build_generator, check_sample_counts, image_grid, latest_file, layer_noise,
+                              mixing_noise, sync_ranks, write_sample_page)
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -427,8 +427,7 @@ class NADAModel(BaseModel):
         if ckpt is None:
             raise UsageError(f'no NADA checkpoint in {self.save_dir}; train one with --model nada --name '
                              f'{o.name}, or pass --ckpt FILE')
-        if o.samples < 1 or o.batch_size < 1 or o.truncation_mean < 1:
-            raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+        check_sample_counts(o)
         adapted = build_generator(ckpt, o).to(o.device).eval()
         frozen_path = o.frozen_gen_ckpt or frozen_path_of(ckpt)
         frozen = build_generator(frozen_path, o).to(o.device).eval()
@@ -441,7 +440,8 @@ class NADAModel(BaseModel):
             latents, space = read_latents(o.latents, o.latent_space, frozen)
         else:
             latents, space = torch.randn(o.samples, frozen.style_dim), 'z'
-        centre = truncation_centre(frozen, o.truncation_mean) if space == 'z' and o.truncation < 1 else None
+        centre = (frozen.mean_latent(o.truncation_mean, torch.Generator().manual_seed(0))  # same on every run
+                  if space == 'z' and o.truncation < 1 else None)
         noise = [getattr(frozen.noises, f'noise_{i}') for i in range(frozen.num_layers)]
         save_dir = o.save_dir or os.path.join(o.results_dir, o.name)
         mkdirs(save_dir)
@@ -518,12 +518,6 @@ def read_latents(path, space, g):
     if not torch.isfinite(x).all():
         raise UsageError(f'--latents {path} holds NaN or infinite values')
     return x, space
-
-
-def truncation_centre(g, n):
-    """Mean w of `n` fixed z draws: the same centre on every run, whatever --seed."""
-    z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(0))
-    return torch.cat([g.style(c.to(g.input.input.device)) for c in z.split(4096)]).mean(0, keepdim=True)
 
 
 def to_w_plus(g, latents, space, truncation, centre):

@@ -32,8 +32,8 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_image, ten
 from .base_model import BaseModel, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, d_logistic_loss,
-                              g_nonsaturating_loss, image_grid, latest_file, layer_noise, mixing_noise,
+from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, check_sample_counts,
+                              d_logistic_loss, g_nonsaturating_loss, image_grid, latest_file, layer_noise, mixing_noise,
                               path_length_step, restore_loop_state, run_iterations, save_iteration,
                               sync_ranks)
 
@@ -369,8 +369,7 @@ class SemanticModel(BaseModel):
         if path is None:
             raise UsageError(f'no SemanticStyleGAN checkpoint in {self.save_dir}; train one with --model semantic '
                              f'--name {o.name}, or pass --ckpt FILE')
-        if o.samples < 1 or o.batch_size < 1 or o.truncation_mean < 1:
-            raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+        check_sample_counts(o)
         ckpt = read_checkpoint(path)
         g = generator_from_args(ckpt['args'])
         load_net(g, ckpt['g_ema'] if 'g_ema' in ckpt else ckpt['g'], path, 'g_ema')

@@ -293,9 +293,12 @@ class Generator(nn.Module):
                 for i in range(self.num_layers)]
 
     @torch.no_grad()
-    def mean_latent(self, n_latent):
-        """Mean w over `n_latent` random z: the centre that truncation pulls towards."""
-        z = torch.randn(n_latent, self.style_dim, device=self.input.input.device)
+    def mean_latent(self, n_latent, generator=None):
+        """Mean w over `n_latent` random z: the centre that truncation pulls towards. A (CPU) `generator`
+        fixes the draws, so the centre is the same on every run whatever the global seed."""
+        device = self.input.input.device
+        z = (torch.randn(n_latent, self.style_dim, generator=generator).to(device) if generator is not None
+             else torch.randn(n_latent, self.style_dim, device=device))
         return self.style(z).mean(0, keepdim=True)
 
     def get_latent(self, z):

@@ -302,6 +302,11 @@ def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
 
 
 @torch.no_grad()
+def check_sample_counts(opt):
+    if opt.samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
+        raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+
+
 def generate_samples(opt, ckpt, title):
     """GAN Sketching's generate.py: `--samples` images (or one per row of --fixed_z) from the generator in
     `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
@@ -527,7 +532,7 @@ def restore_loop_state(model, ckpt, path):
     model.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
     if 'rng' in ckpt:
         set_rng_state(ckpt['rng'])
-    model.data_state = {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
+    model.data_state = DataStream.saved_state(ckpt)
     if model.opt.is_main:
         print(f'resuming from {path} at iteration {model.iteration}')
 
@@ -537,7 +542,7 @@ def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
     `total`, losses every --print_freq, samples of `sample_z` every --display_freq, a resumable checkpoint
     (data position included) every `save_every` and at the end, Ctrl-C/SIGTERM and non-finite handling."""
     o = model.opt
-    batches = DataStream(dataset, model.data_state.get('data_epoch', 0), model.data_state.get('data_pos', 0))
+    batches = DataStream(dataset, model.data_state)
 
     def save():
         model.data_state = batches.state()
@@ -579,11 +584,19 @@ class DataStream:
     reads exactly the batches the unbroken run would: each epoch reshuffles (and reshards under DDP) through
     the loader's set_epoch, and a resume skips the samples already seen without reading them."""
 
-    def __init__(self, loader, epoch=0, pos=0):
-        self.loader, self.epoch, self.pos, self._batches = loader, epoch, pos, None
+    def __init__(self, loader, state=None):
+        """`state`: what state() returned, as a checkpoint keeps it (see saved_state); none starts at epoch 0."""
+        state = state or {}
+        self.loader, self._batches = loader, None
+        self.epoch, self.pos = state.get('data_epoch', 0), state.get('data_pos', 0)
 
     def state(self):
         return {'data_epoch': self.epoch, 'data_pos': self.pos}
+
+    @staticmethod
+    def saved_state(ckpt):
+        """The state() entries of a loaded checkpoint dict (none in the reference's files)."""
+        return {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
 
     def __iter__(self):
         return self

@@ -267,7 +267,8 @@ def parse_args(argv=None):
     p.add_argument('--niter', type=int, default=2000, help='SinGAN: iterations per scale the time is given for')
     p.add_argument('--batch_size', type=int, default=1)
     p.add_argument('--size', type=int, default=256)
-    p.add_argument('--seed', type=int, default=0, help='weights, data order, augmentation and noise (the images are fixed): the same for plain and fast')
+    p.add_argument('--seed', type=int, default=0, help='weights, data order, augmentation and noise (the images '
+                   'are fixed): the same for plain and fast')
     p.add_argument('--curve_points', type=int, default=5, help='windows of the loss_curve in the JSON')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('extra', nargs=argparse.REMAINDER, help='after --: options passed to the model')
