@@ -136,7 +136,7 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
                 if opt.is_main:
                     tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
                 save(which, epoch, epoch_iter)
-            if stop.signum is not None:
+            if stop.requested():
                 save('latest', epoch, epoch_iter)
                 sys.exit(stop.exit_code)
             iter_data_time = time.time()

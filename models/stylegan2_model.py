@@ -654,7 +654,7 @@ class LoopControl:
         self.stop.__exit__(*exc)
 
     def after_step(self):
-        if self.stop.requested(self.model.device):
+        if self.stop.requested():
             self.save()
             sys.exit(self.stop.exit_code)
 

@@ -93,6 +93,39 @@ def test_write_failure_names_the_path(tmp_path):
         save_checkpoint({'a': torch.zeros(1)}, str(blocker / 'sub' / 'x.pth'))
 
 
+def _stop_rank(rank, port, results):
+    """One of two gloo ranks: SIGTERM reaches only rank 1, after its 3rd step."""
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
+    from util.stop import StopFlag
+    with StopFlag() as stop:
+        for step in range(1, 100):
+            if rank == 1 and step == 4:
+                os.kill(os.getpid(), signal.SIGTERM)
+            if stop.requested():
+                break
+    results[rank] = (step, stop.exit_code)
+    torch.distributed.destroy_process_group()
+
+
+def test_stop_is_agreed_by_all_ranks():
+    """Under torch.distributed a signal that reaches one rank stops every rank at the same step (the next
+    agreement), so no rank waits for a peer that has left; alone, the next step stops."""
+    import socket
+    import torch.multiprocessing as mp
+    from util.stop import StopFlag
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    results = mp.get_context('spawn').Manager().dict()
+    mp.spawn(_stop_rank, args=(port, results), nprocs=2)
+    assert dict(results) == {0: (StopFlag.AGREE_EVERY, 143), 1: (StopFlag.AGREE_EVERY, 143)}
+    with StopFlag() as stop:
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested() and stop.exit_code == 130
+
+
 @pytest.mark.slow
 def test_two_process_gloo_matches_one_process(tmp_path):
     data = make_aligned(str(tmp_path / 'a'), n=4)

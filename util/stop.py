@@ -2,14 +2,23 @@
 import signal
 
 import torch
+import torch.distributed as dist
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps so the saved state is consistent.
-    A context manager, so the previous handlers come back when training ends."""
+    """Set by SIGINT/SIGTERM; the loop asks `requested()` between steps so the saved state is consistent.
+    A context manager, so the previous handlers come back when training ends. Under torch.distributed every
+    rank must enter it at the same point (it may create a process group)."""
+
+    AGREE_EVERY = 8  # steps between the ranks' agreement under torch.distributed
 
     def __enter__(self):
         self.signum = None
+        self.steps = 0
+        self.group = None
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # a CPU group: agreeing costs a host round trip, never a wait for the device's queue
+            self.group = dist.group.WORLD if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo')
         self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
@@ -27,13 +36,17 @@ class StopFlag:
     def exit_code(self):
         return 128 + (self.signum or signal.SIGTERM)
 
-    def requested(self, device=None):
-        """True when a stop was asked for. Under torch.distributed every rank answers the same (one tiny
-        all-reduce), so all ranks save and leave at the same step instead of waiting for each other."""
-        asked = self.signum is not None
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            flag = torch.tensor([float(asked)], device=device)
-            dist.all_reduce(flag)
-            asked = bool(flag.item())
-        return asked
+    def requested(self):
+        """Call once after every step. Alone: True as soon as a stop was asked for. Under torch.distributed
+        the signal may reach the ranks a step apart (or only some of them), yet all must save and leave at the
+        same step, so they agree every AGREE_EVERY steps over the CPU group: a stop waits at most that many."""
+        if self.group is None:
+            return self.signum is not None
+        self.steps += 1
+        if self.steps % self.AGREE_EVERY:
+            return False
+        flag = torch.tensor([float(self.signum is not None)])
+        dist.all_reduce(flag, group=self.group)
+        if flag.item() and self.signum is None:
+            self.signum = signal.SIGTERM  # another rank was signalled
+        return bool(flag.item())
