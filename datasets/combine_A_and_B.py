@@ -61,7 +61,8 @@ def jobs_for_split(args, split):
             continue
         name_AB = name_A.replace('_A.', '.') if args.use_AB else name_A
         jobs.append((os.path.join(fold_A, name_A), path_B, os.path.join(fold_AB, name_AB)))
-    print(f'split = {split}: {len(jobs)} pairs' + (f', {missing} A images without a B partner skipped' if missing else ''))
+    skipped = f', {missing} A images without a B partner skipped' if missing else ''
+    print(f'split = {split}: {len(jobs)} pairs{skipped}')
     return jobs
 
 

@@ -36,13 +36,21 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+SPEED_SWITCHES = ('amp', 'compile', 'channels_last', 'fast_layers')
+
+
 class BaseModel(ABC):
     """Subclasses fill loss_names/model_names/visual_names/optimizers, create `net<Name>` for each model
     name, and implement set_input/forward/optimize_parameters."""
 
     own_loop = False  # True: train.py hands the run to model.train_loop(dataset, visualizer)
+    speed_switches = SPEED_SWITCHES  # the ones this model implements
 
     def __init__(self, opt):
+        unsupported = [s for s in SPEED_SWITCHES if getattr(opt, s, False) and s not in self.speed_switches]
+        if unsupported:
+            raise UsageError(f'--model {opt.model} does not implement {" ".join("--" + s for s in unsupported)}; '
+                             f'drop it (its speed switches: {" ".join("--" + s for s in self.speed_switches)})')
         self.opt = opt
         self.isTrain = opt.isTrain
         self.device = opt.device

@@ -23,7 +23,8 @@ def ycrcb_to_rgb(y, crcb):
 
 def lab_to_rgb_uint8(L, ab):
     """First image of a batch: L in [-1,1], ab in [-1,1] (scaled by 110) -> HxWx3 uint8 RGB."""
-    lab = torch.cat([(L[0:1].detach().float() + 1) * 50, ab[0:1].detach().float() * 110], 1)[0].permute(1, 2, 0).cpu().numpy()
+    lab = torch.cat([(L[0:1].detach().float() + 1) * 50, ab[0:1].detach().float() * 110], 1)[0]
+    lab = lab.permute(1, 2, 0).cpu().numpy()
     return (np.clip(color.lab2rgb(lab.astype(np.float64)), 0, 1) * 255).astype(np.uint8)
 
 

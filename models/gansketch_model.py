@@ -78,6 +78,7 @@ class SketchTransform:
 
 class GANSketchModel(BaseModel):
     own_loop = True
+    speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -237,29 +238,31 @@ class GANSketchModel(BaseModel):
     def forward(self):
         b = self.opt.batch_size
         z = mixing_noise(b, self.netG.style_dim, self.opt.mixing, self.device, self.shard)
-        self.fake_image, _ = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))
+        self.fake_image = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))[0].float()
         return self.fake_image
 
     def _gan(self, pred, real, for_d):
-        return gan_loss(pred, real, for_d, self.opt.gan_mode)
+        return gan_loss(pred.float(), real, for_d, self.opt.gan_mode)
 
     def optimize_parameters(self):
-        """D step (fakes without gradients), lazy R1 every --d_reg_every iterations, then G step."""
-        o, it = self.opt, self.iteration
+        """D step (fakes without gradients), lazy R1 every --d_reg_every iterations, then G step. With --amp the
+        D and G passes run in bf16 autocast; R1 (a double backward) stays in float32."""
+        o, it, cast = self.opt, self.iteration, self.autocast
         for p in self.D_params:
             p.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             fake = self.forward()
-            fake_sketch = self.tf_fake(fake, augment=False)
-        self.fake_inputD = diff_augment(fake_sketch, self.tf_fake.augment, self.shard)
-        self.real_inputD = self.tf_real(self.real_sketch)
-        self.loss_D_fake_sketch = self._gan(self.netD_sketch(self.fake_inputD), False, True)
-        self.loss_D_real_sketch = self._gan(self.netD_sketch(self.real_inputD), True, True)
-        loss = self.loss_D_fake_sketch + self.loss_D_real_sketch
-        if o.l_image > 0:
-            self.loss_D_fake_image = o.l_image * self._gan(self.netD_image(fake), False, True)
-            self.loss_D_real_image = o.l_image * self._gan(self.netD_image(self.real_image), True, True)
-            loss = loss + self.loss_D_fake_image + self.loss_D_real_image
+            fake_sketch = self.tf_fake(fake, augment=False).float()
+        with cast():
+            self.fake_inputD = diff_augment(fake_sketch, self.tf_fake.augment, self.shard)
+            self.real_inputD = self.tf_real(self.real_sketch)
+            self.loss_D_fake_sketch = self._gan(self.netD_sketch(self.fake_inputD), False, True)
+            self.loss_D_real_sketch = self._gan(self.netD_sketch(self.real_inputD), True, True)
+            loss = self.loss_D_fake_sketch + self.loss_D_real_sketch
+            if o.l_image > 0:
+                self.loss_D_fake_image = o.l_image * self._gan(self.netD_image(fake), False, True)
+                self.loss_D_real_image = o.l_image * self._gan(self.netD_image(self.real_image), True, True)
+                loss = loss + self.loss_D_fake_image + self.loss_D_real_image
         self.optimizer_D.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer_D.step()
@@ -280,12 +283,13 @@ class GANSketchModel(BaseModel):
 
         for p in self.D_params:
             p.requires_grad_(False)
-        fake = self.forward()
-        self.loss_G_sketch = self._gan(self.netD_sketch(self.tf_fake(fake)), True, False)
-        loss = self.loss_G_sketch
-        if o.l_image > 0:
-            self.loss_G_image = o.l_image * self._gan(self.netD_image(fake), True, False)
-            loss = loss + self.loss_G_image
+        with cast():
+            fake = self.forward()
+            self.loss_G_sketch = self._gan(self.netD_sketch(self.tf_fake(fake)), True, False)
+            loss = self.loss_G_sketch
+            if o.l_image > 0:
+                self.loss_G_image = o.l_image * self._gan(self.netD_image(fake), True, False)
+                loss = loss + self.loss_G_image
         if o.l_weight > 0:
             self.loss_l_weight = o.l_weight * sum((p - r).abs().mean() for p, r in zip(self.G_params, self.G_ref)) \
                 / len(self.G_params)

@@ -134,6 +134,7 @@ class CLIPLoss:
 
 class NADAModel(BaseModel):
     own_loop = True
+    speed_switches = ('amp',)  # bf16 autocast of the generators and CLIP
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):

@@ -137,6 +137,7 @@ def edit_locality(g, w_plus, donor, classes, part):
 # ----------------------------------------------------------------------------------------- the model
 class SemanticModel(BaseModel):
     own_loop = True
+    speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -291,15 +292,18 @@ class SemanticModel(BaseModel):
         b, g = self.real.shape[0], self.netG
         z = mixing_noise(b, g.style_dim, self.opt.mixing, self.device, self.shard)
         self.out = g(z, return_all=True, noise=layer_noise(g.render_net.noises, b, self.shard), shard=self.shard)
-        self.fake, self.fake_seg = self.out['image'], self.out['seg']
+        self.fake, self.fake_seg = self.out['image'].float(), self.out['seg'].float()
 
     def optimize_parameters(self):
-        """One iteration of the reference loop: D, lazy R1 (image and mask), G + mask loss, lazy path length, EMA."""
-        o, i, b = self.opt, self.iteration, self.real.shape[0]
+        """One iteration of the reference loop: D, lazy R1 (image and mask), G + mask loss, lazy path length, EMA.
+        With --amp the D and G passes run in bf16 autocast; the regularisers stay in float32."""
+        o, i, b, cast = self.opt, self.iteration, self.real.shape[0], self.autocast
         self.netD.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             self.forward()
-        real_pred, fake_pred = self.netD(self.real, self.real_mask), self.netD(self.fake, self.fake_seg)
+        with cast():
+            real_pred = self.netD(self.real, self.real_mask).float()
+            fake_pred = self.netD(self.fake, self.fake_seg).float()
         self.loss_D = d_logistic_loss(real_pred, fake_pred)
         self.loss_real_score, self.loss_fake_score = real_pred.detach().mean(), fake_pred.detach().mean()
         self.optimizer_D.zero_grad(set_to_none=True)
@@ -315,9 +319,11 @@ class SemanticModel(BaseModel):
             self.optimizer_D.step()
 
         self.netD.requires_grad_(False)
-        self.forward()
-        self.loss_G = g_nonsaturating_loss(self.netD(self.fake, self.fake_seg))
-        coarse = self.out['seg_coarse']
+        with cast():
+            self.forward()
+            fake_pred = self.netD(self.fake, self.fake_seg).float()
+        self.loss_G = g_nonsaturating_loss(fake_pred)
+        coarse = self.out['seg_coarse'].float()
         self.loss_mask = F.mse_loss(F.adaptive_avg_pool2d(self.fake_seg, coarse.shape[2:]), coarse)
         self.optimizer_G.zero_grad(set_to_none=True)
         (self.loss_G + o.lambda_mask * self.loss_mask).backward()

@@ -76,6 +76,7 @@ def _dilate_mask(mask, radius, sigma=5.0):
 
 class SinGANModel(BaseModel):
     own_loop = True
+    speed_switches = ('amp', 'compile')  # for G_n/D_n while training
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -135,7 +136,6 @@ class SinGANModel(BaseModel):
         self.visual_names = ['real', 'fake', 'rec']
         self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
         self.pyramid = None
-        # speed switches (training only): bf16 autocast (--amp) and torch.compile of G_n/D_n (--compile)
         self.use_compile = bool(getattr(opt, 'compile', False))
         if self.isTrain and os.path.isfile(self.ckpt_path) and not opt.continue_train:
             raise UsageError(f'{self.ckpt_path} already holds a SinGAN pyramid; pass --continue_train to resume it, '

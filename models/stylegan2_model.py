@@ -310,14 +310,13 @@ def check_sample_counts(opt):
 def generate_samples(opt, ckpt, title):
     """GAN Sketching's generate.py: `--samples` images (or one per row of --fixed_z) from the generator in
     `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
+    check_sample_counts(opt)
     device = opt.device
     net = build_generator(ckpt, opt).to(device).eval()
     save_dir = opt.save_dir or os.path.join(opt.results_dir, opt.name)
     mkdirs(save_dir)
     if opt.seed is not None:
         torch.manual_seed(opt.seed)
-    if opt.samples < 1 or opt.batch_size < 1:
-        raise UsageError('--samples and --batch_size must be at least 1')
     mean = net.mean_latent(opt.truncation_mean) if opt.truncation < 1 else None
     shift = 0.0
     if opt.w_shift:
@@ -351,6 +350,7 @@ def generate_samples(opt, ckpt, title):
 # ---------------------------------------------------------------------------------------- the model
 class StyleGAN2Model(BaseModel):
     own_loop = True
+    speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -449,18 +449,21 @@ class StyleGAN2Model(BaseModel):
     def forward(self):
         b = self.real.shape[0]
         z = mixing_noise(b, self.opt.z_dim, self.opt.mixing, self.device, self.shard)
-        self.fake, _ = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))
+        self.fake = self.netG(z, noise=layer_noise(self.netG.noises, b, self.shard))[0].float()
 
     def _d(self, x):
-        return self.netD(diff_augment(x, self.augment, self.shard))
+        return self.netD(diff_augment(x, self.augment, self.shard)).float()
 
     def optimize_parameters(self):
-        """One iteration of the reference loop: D, lazy R1, G, lazy path length, EMA."""
-        o, i, b = self.opt, self.iteration, self.real.shape[0]
+        """One iteration of the reference loop: D, lazy R1, G, lazy path length, EMA. With --amp the D and G
+        passes run in bf16 autocast; the regularisers (double backward, small gradients) stay in float32."""
+        o, i, b, cast = self.opt, self.iteration, self.real.shape[0], self.autocast
         self.netD.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), cast():
             self.forward()
-        self.loss_D = d_logistic_loss(self._d(self.real), self._d(self.fake))
+        with cast():
+            real_pred, fake_pred = self._d(self.real), self._d(self.fake)
+        self.loss_D = d_logistic_loss(real_pred, fake_pred)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.loss_D.backward()
         self.optimizer_D.step()
@@ -472,8 +475,10 @@ class StyleGAN2Model(BaseModel):
             self.optimizer_D.step()
 
         self.netD.requires_grad_(False)
-        self.forward()
-        self.loss_G = g_nonsaturating_loss(self._d(self.fake))
+        with cast():
+            self.forward()
+            fake_pred = self._d(self.fake)
+        self.loss_G = g_nonsaturating_loss(fake_pred)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.loss_G.backward()
         self.optimizer_G.step()

@@ -48,7 +48,8 @@ class BaseOptions:
         g('--deterministic', action='store_true', help='deterministic algorithms (slower, bit-reproducible)')
         # model
         g('--model', type=str, default='cycle_gan',
-          help='pix2pix | cycle_gan | test | colorization | template | singan | stylegan2 | gansketch | semantic | nada')
+          help='pix2pix | cycle_gan | test | colorization | template | singan | stylegan2 | gansketch | semantic '
+               '| nada')
         g('--input_nc', type=int, default=3, help='# of input image channels: 3 for RGB, 1 for grayscale')
         g('--output_nc', type=int, default=3, help='# of output image channels: 3 for RGB, 1 for grayscale')
         g('--ngf', type=int, default=64, help='# of gen filters in the last conv layer')
@@ -145,7 +146,8 @@ class BaseOptions:
         if dev == 'auto':
             dev = f'cuda:{opt.local_rank}' if torch.cuda.is_available() else 'cpu'
         if dev.startswith('cuda') and not torch.cuda.is_available():
-            raise UsageError(f'--device {dev} asked for a GPU but CUDA is not available; use --device cpu (or --gpu_ids -1)')
+            raise UsageError(f'--device {dev} asked for a GPU but CUDA is not available; use --device cpu '
+                             '(or --gpu_ids -1)')
         if dev == 'cuda' and opt.world_size > 1:
             dev = f'cuda:{opt.local_rank}'
         opt.device = torch.device(dev)

@@ -56,13 +56,14 @@ def _model(tmp, device, extra):
     return model
 
 
-def bench_semantic(iters=20, batch=4, size=64, device=None, seg_dim=13, width='full', verbose=False):
+def bench_semantic(iters=20, batch=4, size=64, device=None, seg_dim=13, width='full', verbose=False, extra_args=()):
     """Seconds per training iteration (D step, G step and their lazy regularisers in the reference's
-    proportions, EMA) on random images and masks held on the device. Returns a dict with images_per_sec."""
+    proportions, EMA) on random images and masks held on the device; extra_args: more training options (--amp).
+    Returns a dict with images_per_sec."""
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     out = sys.stderr if verbose else io.StringIO()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(out):
-        model = _model(tmp, device, ['--batch', str(batch), *_arch(size, seg_dim, width)])
+        model = _model(tmp, device, ['--batch', str(batch), *_arch(size, seg_dim, width), *extra_args])
         data = {'image': torch.rand(batch, 3, size, size) * 2 - 1,
                 'label': torch.randint(0, seg_dim, (batch, size, size))}
         model.set_input(data)

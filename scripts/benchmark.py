@@ -38,6 +38,7 @@ from util.util import seed_everything  # noqa: E402
 # keeps --fast_layers for the translation models and --amp for SinGAN. --switches overrides the choice.
 FAST = {'cuda': ['--amp', '--compile', '--channels_last', '--fast_layers'], 'cpu': ['--fast_layers']}
 SINGAN_FAST = {'cuda': ['--amp', '--compile'], 'cpu': ['--amp']}
+STYLEGAN2_FAST = {'cuda': ['--amp'], 'cpu': ['--amp']}  # StyleGAN2, semantic; CPU: 1.3-1.8x (docs/benchmarks.md)
 DATASET_MODES = {'pix2pix': 'aligned', 'cycle_gan': 'unaligned', 'colorization': 'colorization'}
 HELD_OUT = 4  # test images for the held-out L1/PSNR of --data loader
 
@@ -114,6 +115,41 @@ def curve_windows(losses, names, points):
     return {k: [round(w.mean().item(), 4) for w in losses[:, j].tensor_split(points)] for j, k in enumerate(names)}
 
 
+def timed_steps(model, opt, next_batch, args):
+    """`args.warmup` untimed then `args.iters` timed training steps; every step's losses stay on the device
+    until the timer stops. Returns (seconds, losses)."""
+    losses = []
+
+    def step():
+        model.set_input(next_batch())
+        model.optimize_parameters()
+        losses.append(torch.stack([torch.as_tensor(getattr(model, 'loss_' + k), device=opt.device).detach().float()
+                                   for k in model.loss_names]))
+
+    for _ in range(args.warmup):
+        step()
+    sync(opt.device)
+    if opt.device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(opt.device)
+    t0 = time.perf_counter()
+    for _ in range(args.iters):
+        step()
+    sync(opt.device)
+    return time.perf_counter() - t0, losses
+
+
+def step_result(args, fast, model, opt, switches, dt, losses):
+    """The JSON line of a timed run."""
+    return {'model': args.model, 'mode': 'fast' if fast else 'plain', 'device': str(opt.device),
+            'batch': args.batch_size, 'size': args.size, 'data': args.data, 'switches': ' '.join(switches),
+            'images_per_s': round(args.iters * args.batch_size / dt, 3),
+            'ms_per_step': round(1000 * dt / args.iters, 2),
+            'peak_mem_mb': round(torch.cuda.max_memory_allocated(opt.device) / 2**20, 1)
+            if opt.device.type == 'cuda' else None,
+            'final_losses': {k: round(v, 4) for k, v in model.get_current_losses().items()},
+            'loss_curve': curve_windows(losses, model.loss_names, min(args.curve_points, len(losses)))}
+
+
 def bench_translation(args, fast):
     """Steps of pix2pix/cycle_gan/colorization: on one random batch kept on the device, or (--data loader) on
     generated images through the data loader; every step's losses stay on the device until the timer stops."""
@@ -148,33 +184,8 @@ def bench_translation(args, fast):
             batch['B_rgb'] = torch.rand(args.batch_size, 3, size, size, generator=g) * 2 - 1
         batch = {k: v.to(opt.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         batches = iter(lambda: batch, None)
-    losses = []
-
-    def step():
-        model.set_input(next(batches))
-        model.optimize_parameters()
-        losses.append(torch.stack([torch.as_tensor(getattr(model, 'loss_' + k), device=opt.device).detach().float()
-                                   for k in model.loss_names]))
-
-    for _ in range(args.warmup):
-        step()
-    sync(opt.device)
-    if opt.device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(opt.device)
-    t0 = time.perf_counter()
-    for _ in range(args.iters):
-        step()
-    sync(opt.device)
-    dt = time.perf_counter() - t0
-    result = {'model': args.model, 'mode': 'fast' if fast else 'plain', 'device': str(opt.device),
-              'batch': args.batch_size, 'size': size, 'data': args.data,
-              'switches': ' '.join(switches),
-              'images_per_s': round(args.iters * args.batch_size / dt, 3),
-              'ms_per_step': round(1000 * dt / args.iters, 2),
-              'peak_mem_mb': round(torch.cuda.max_memory_allocated(opt.device) / 2**20, 1)
-              if opt.device.type == 'cuda' else None,
-              'final_losses': {k: round(v, 4) for k, v in model.get_current_losses().items()},
-              'loss_curve': curve_windows(losses, model.loss_names, min(args.curve_points, len(losses)))}
+    dt, losses = timed_steps(model, opt, lambda: next(batches), args)
+    result = step_result(args, fast, model, opt, switches, dt, losses)
     if dataset is not None:
         result.update(held_out(model, opt))
     return result
@@ -190,47 +201,43 @@ def bench_singan_runner(args, fast):
 
 
 def bench_stylegan2(args, fast):
-    """--model stylegan2 training steps (lazy R1/path-length at their real frequency) and G sampling."""
-    opt = TrainOptions().parse(['--model', 'stylegan2', '--name', 'bench', '--checkpoints_dir',
-                                os.path.join(ROOT, '.bench'), '--size', str(args.size), '--batch',
-                                str(args.batch_size), '--device', args.device] + args.extra)
-    model = create_model(opt)
-    model.setup(opt)
-    x = {'A': torch.rand(args.batch_size, 3, args.size, args.size, device=opt.device) * 2 - 1}
-
-    def timed(step, n):
+    """--model stylegan2 training steps on one random batch (lazy R1/path length at their real frequency, so
+    time --iters in multiples of 16), then G_ema sampling; fast adds --amp."""
+    switches = fast_args(args, STYLEGAN2_FAST) if fast else []
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(['--model', 'stylegan2', '--name', 'bench', '--checkpoints_dir',
+                                    os.path.join(ROOT, '.bench'), '--size', str(args.size), '--batch',
+                                    str(args.batch_size), '--device', args.device, '--seed', str(args.seed)]
+                                   + switches + args.extra)
+        seed_everything(opt.seed)
+        model = create_model(opt)
+        model.setup(opt)
+    x = {'A': torch.rand(args.batch_size, 3, args.size, args.size, generator=torch.Generator().manual_seed(
+        args.seed)).to(opt.device) * 2 - 1}
+    dt, losses = timed_steps(model, opt, lambda: x, args)
+    result = step_result(args, fast, model, opt, switches, dt, losses)
+    g, n = model.netG_ema.eval(), max(1, args.iters // 2)
+    z = [torch.randn(args.batch_size, g.style_dim, device=opt.device)]
+    with torch.no_grad(), model.autocast():
         sync(opt.device)
         t0 = time.perf_counter()
         for _ in range(n):
-            step()
+            g(z)
         sync(opt.device)
-        return time.perf_counter() - t0
-
-    def train_step():
-        model.set_input(x)
-        model.optimize_parameters()
-
-    timed(train_step, args.warmup)
-    dt = timed(train_step, args.iters)
-    g = model.netG_ema.eval()
-    z = [torch.randn(args.batch_size, g.style_dim, device=opt.device)]
-    with torch.no_grad():
-        gen_dt = timed(lambda: g(z), max(1, args.iters // 2))
-    return {'model': 'stylegan2', 'mode': 'plain', 'device': str(opt.device), 'batch': args.batch_size,
-            'size': args.size, 'images_per_s': round(args.iters * args.batch_size / dt, 3),
-            'ms_per_step': round(1000 * dt / args.iters, 2),
-            'generate_images_per_s': round(max(1, args.iters // 2) * args.batch_size / gen_dt, 3)}
+    result['generate_images_per_s'] = round(n * args.batch_size / (time.perf_counter() - t0), 3)
+    return result
 
 
 def bench_semantic_runner(args, fast):
-    """SemanticStyleGAN training steps; extra options: [seg_dim [width]] (width full|small|tiny)."""
+    """SemanticStyleGAN training steps; fast adds --amp; extra options: [seg_dim [width]] (full|small|tiny)."""
     from bench_semantic import bench_semantic
     seg_dim, width = (args.extra + ['13', 'full'][len(args.extra):])[:2]
+    switches = fast_args(args, STYLEGAN2_FAST) if fast else []
     r = bench_semantic(iters=args.iters, batch=args.batch_size, size=args.size, device=args.device,
-                       seg_dim=int(seg_dim), width=width)
-    return {'model': 'semantic', 'mode': 'plain', 'device': r['device'], 'batch': r['batch'], 'size': r['size'],
-            'images_per_s': round(r['images_per_sec'], 3), 'ms_per_step': round(1000 * r['sec_per_iter'], 2),
-            'seg_dim': r['seg_dim'], 'width': width}
+                       seg_dim=int(seg_dim), width=width, extra_args=['--seed', str(args.seed)] + switches)
+    return {'model': 'semantic', 'mode': 'fast' if fast else 'plain', 'device': r['device'], 'batch': r['batch'],
+            'size': r['size'], 'switches': ' '.join(switches), 'images_per_s': round(r['images_per_sec'], 3),
+            'ms_per_step': round(1000 * r['sec_per_iter'], 2), 'seg_dim': r['seg_dim'], 'width': width}
 
 
 RUNNERS = {'stylegan2': bench_stylegan2, 'pix2pix': bench_translation, 'cycle_gan': bench_translation,

@@ -48,8 +48,8 @@ def world(tmp_path_factory):
             + TINY + RESNET)
     assert r.returncode == 0, r.stderr
     stylegan_family(w, t)
-    w['keep'] = {f: open(os.path.join(w['ck'], 'keep', f), 'rb').read() for f in os.listdir(os.path.join(w['ck'], 'keep'))
-                 if f.endswith('.pth')}
+    keep = os.path.join(w['ck'], 'keep')
+    w['keep'] = {f: open(os.path.join(keep, f), 'rb').read() for f in os.listdir(keep) if f.endswith('.pth')}
     return w
 
 
@@ -158,6 +158,8 @@ CASES = {
     'nada missing CLIP vocabulary': lambda w: (nada(w, '--clip_vocab', str(w['t'] / 'none.txt.gz')),
                                                'CLIP vocabulary not found'),
     'nada empty prompt': lambda w: (nada(w, '--target_class', ''), 'empty prompt'),
+    'speed switch the model lacks': lambda w: (gansketch(w, '--g_pretrained', sg_file(w), '--compile'),
+                                               'does not implement --compile'),
     'semantic label >= seg_dim': lambda w: (semantic(w, 'labels_high'), 'has class 7'),
     'semantic image/label count mismatch': lambda w: (semantic(w, 'labels_missing'), 'no label for 002'),
     'generate with a PNG as --ckpt': lambda w: (['generate.py', '--model', 'stylegan2', '--name', 'x', '--ckpt',

@@ -377,7 +377,8 @@ def test_nada_two_process_gloo_matches_one_process(tmp_path):
     start = {k: v + 0.05 * torch.randn_like(v) if k.startswith('convs') and v.is_floating_point() else v
              for k, v in source.items()}
     save_checkpoint({'g_ema': start}, str(tmp_path / 'start.pt'))
-    common = ['--train_gen_ckpt', str(tmp_path / 'start.pt'), '--model', 'nada', '--frozen_gen_ckpt', str(tmp_path / 'g.pt'), '--clip_models', str(tmp_path / 'clip.pt'),
+    common = ['--train_gen_ckpt', str(tmp_path / 'start.pt'), '--model', 'nada', '--frozen_gen_ckpt',
+              str(tmp_path / 'g.pt'), '--clip_models', str(tmp_path / 'clip.pt'),
               '--clip_vocab', str(tmp_path / 'vocab.txt.gz'), '--checkpoints_dir', str(tmp_path), '--device', 'cpu',
               '--n_sample', '2', '--auto_layer_batch', '2', '--auto_layer_k', '3', '--source_class', 'photo',
               '--target_class', 'sketch', '--seed', '0', '--iter', '4', '--lr', '0.02']
