@@ -4,6 +4,7 @@
 # ITERS (default 200) sets the timed steps of pix2pix/CycleGAN; SinGAN's fast path runs the full default
 # schedule (2000 iterations per scale on the 250 px bench photo), its plain path 200 iterations per scale,
 # extrapolated to 2000 (an iteration's cost does not depend on the weights).
+# Then StyleGAN2 and SemanticStyleGAN, plain against --amp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -21,3 +22,8 @@ for model in pix2pix cycle_gan; do
 done
 "$PY" scripts/benchmark.py --model singan --mode fast --size 250 --iters 2000 --device cuda | tee "$OUT/singan_fast.jsonl"
 "$PY" scripts/benchmark.py --model singan --mode plain --size 250 --iters 200 --device cuda | tee "$OUT/singan_plain.jsonl"
+# the StyleGAN2 family's --amp at the reference's batch 16 (config-f widths), 256 px; 64 steps = 4 R1 rounds
+"$PY" scripts/benchmark.py --model stylegan2 --compare --size 256 --batch_size 16 --iters 64 --warmup 16 \
+    --device cuda | tee "$OUT/stylegan2.jsonl"
+"$PY" scripts/benchmark.py --model semantic --compare --size 256 --batch_size 16 --iters 32 --warmup 4 \
+    --device cuda | tee "$OUT/semantic.jsonl"
