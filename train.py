@@ -12,7 +12,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from data import create_dataset
+from data import batch_length, create_dataset
 from models import create_model
 from options.train_options import TrainOptions
 from util.stop import StopFlag
@@ -115,7 +115,7 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
         for data in bar:
             iter_start = time.time()
             t_data = iter_start - iter_data_time
-            bs = len(next(iter(v for v in data.values() if torch.is_tensor(v))))
+            bs = batch_length(data)
             total_iters += bs * opt.world_size
             epoch_iter += bs
             model.set_input(data)

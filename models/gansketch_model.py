@@ -23,12 +23,12 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from data import create_dataset
+from data import DataStream, create_dataset
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
-from .stylegan2_model import (DataStream, LoopControl, adam_for_lazy_reg, add_generate_options, add_network_options,
+from .stylegan2_model import (LoopControl, adam_for_lazy_reg, add_generate_options, add_network_options,
                               build_discriminator, build_generator, diff_augment, generate_samples, image_grid,
                               latest_file, layer_noise, mixing_noise, parse_policy, r1_penalty, rank_rows,
                               rng_untouched, sync_ranks)

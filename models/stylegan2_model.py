@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from dominate import document, tags
 
+from data import DataStream
 from util.stop import StopFlag
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from .base_model import BaseModel, rng_state, set_rng_state
@@ -578,51 +579,6 @@ def rng_untouched(device):
     """A block whose random draws (e.g. visuals) leave the training RNG as it was, so when the visuals are shown
     (the last iteration of a run always shows them) never changes what a resumed run computes."""
     return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
-
-
-def batch_length(batch):
-    return len(next(v for v in batch.values() if torch.is_tensor(v)))
-
-
-class DataStream:
-    """Endless batches that know where they are (epoch, samples of it taken by this rank), so a resumed run
-    reads exactly the batches the unbroken run would: each epoch reshuffles (and reshards under DDP) through
-    the loader's set_epoch, and a resume skips the samples already seen without reading them."""
-
-    def __init__(self, loader, state=None):
-        """`state`: what state() returned, as a checkpoint keeps it (see saved_state); none starts at epoch 0."""
-        state = state or {}
-        self.loader, self._batches = loader, None
-        self.epoch, self.pos = state.get('data_epoch', 0), state.get('data_pos', 0)
-
-    def state(self):
-        return {'data_epoch': self.epoch, 'data_pos': self.pos}
-
-    @staticmethod
-    def saved_state(ckpt):
-        """The state() entries of a loaded checkpoint dict (none in the reference's files)."""
-        return {k: int(ckpt[k]) for k in ('data_epoch', 'data_pos') if k in ckpt}
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        while True:
-            if self._batches is None:
-                self.loader.set_epoch(self.epoch)
-                self._batches = self.loader.iterate(skip=self.pos)
-                # torch's DataLoader draws a seed from the global RNG as an epoch starts; a resumed run starts
-                # one epoch more than the unbroken one, so that draw must not move the training RNG
-                with torch.random.fork_rng(devices=[]):
-                    batch = next(self._batches, None)
-                if batch is None and self.pos == 0:
-                    raise UsageError('the training set is empty; check --dataroot')
-            else:
-                batch = next(self._batches, None)
-            if batch is not None:
-                self.pos += batch_length(batch)
-                return batch
-            self._batches, self.epoch, self.pos = None, self.epoch + 1, 0
 
 
 def sync_ranks(model):

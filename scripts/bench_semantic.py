@@ -118,7 +118,7 @@ def measure_locality(iters=3000, size=32, batch=8, eval_every=500, device='cpu',
     {iteration, seconds, G, G_ema (summary), per_class (of G), losses}."""
     from data import create_dataset
     from datasets.make_sample_datasets import SCENE_CLASSES, build
-    from models.stylegan2_model import DataStream
+    from data import DataStream
     torch.manual_seed(seed)
     records = []
     with tempfile.TemporaryDirectory() as tmp:

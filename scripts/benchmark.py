@@ -26,7 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from data import create_dataset  # noqa: E402
+from data import DataStream, create_dataset  # noqa: E402
 from models import create_model  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.util import seed_everything  # noqa: E402
@@ -77,15 +77,6 @@ def write_images(root, model, n_train, size, seed=0):
             for folder, img in files.items():
                 os.makedirs(os.path.join(root, folder), exist_ok=True)
                 cv2.imwrite(os.path.join(root, folder, f'{i:04d}.png'), img)
-
-
-def endless(dataset):
-    """Batches of one epoch after another, each epoch reshuffled as train.py does."""
-    epoch = 0
-    while True:
-        epoch += 1
-        dataset.set_epoch(epoch)
-        yield from dataset
 
 
 def held_out(model, opt):
@@ -174,7 +165,7 @@ def bench_translation(args, fast):
         model = create_model(opt)
         model.setup(opt)
     if dataset is not None:
-        batches = endless(dataset)
+        batches = DataStream(dataset)
     else:
         g = torch.Generator().manual_seed(args.seed)
         batch = {'A': torch.rand(args.batch_size, opt.input_nc, size, size, generator=g) * 2 - 1,
