@@ -1,0 +1,99 @@
+"""The fast path on a CUDA GPU (skipped without one): training steps never wait for the device (no host sync
+between printed losses), and `benchmark.py --compare` on the GPU keeps the loss curves of the plain path."""
+import contextlib
+import io
+import os
+import sys
+
+import pytest
+import torch
+
+from models import create_model
+from options.train_options import TrainOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+
+import benchmark  # noqa: E402
+from test_speed_parity import CURVE_TOL, curve_difference  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+@contextlib.contextmanager
+def no_host_sync():
+    """Any operation that makes the host wait for the GPU raises inside the block."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+
+
+def build(tmp_path, args):
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(['--name', 'gpu', '--checkpoints_dir', str(tmp_path), '--device', 'cuda',
+                                    '--seed', '0', *args])
+        model = create_model(opt)
+        model.setup(opt)
+    return model
+
+
+@pytest.mark.parametrize('model_args', [
+    ['--model', 'pix2pix', '--netG', 'unet_128'],
+    ['--model', 'cycle_gan', '--netG', 'resnet_6blocks'],
+], ids=['pix2pix', 'cycle_gan'])
+def test_translation_steps_do_not_sync(tmp_path, model_args):
+    model = build(tmp_path, [*model_args, '--ngf', '8', '--ndf', '8', '--crop_size', '128', '--load_size', '128',
+                             '--amp', '--channels_last', '--fast_layers'])
+    batch = {'A': torch.rand(2, 3, 128, 128, device='cuda') * 2 - 1, 'B': torch.rand(2, 3, 128, 128, device='cuda'),
+             'A_paths': ['a', 'b'], 'B_paths': ['a', 'b']}
+    for _ in range(2):  # first steps create optimizer state and pick cuDNN algorithms
+        model.set_input(batch)
+        model.optimize_parameters()
+    with no_host_sync():
+        for _ in range(3):
+            model.set_input(batch)
+            model.optimize_parameters()
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in model.get_current_losses().values())
+
+
+def test_singan_steps_do_not_sync(tmp_path):
+    model = build(tmp_path, ['--model', 'singan', '--nfc', '16', '--min_nfc', '16', '--min_size', '20', '--amp'])
+    model.init_training(torch.rand(1, 3, 48, 64, device='cuda') * 2 - 1)
+    model.start_scale(0)
+    model.pyramid.add(model.netG, model.amp, model.z_opt)
+    model.scale_nfc = [(model.nfc, model.min_nfc)]
+    model.prev_states = {'G': model.netG.state_dict(), 'D': model.netD.state_dict()}
+    model.start_scale(1)  # one host read here (the noise amplitude), then none per iteration
+    model.optimize_parameters()
+    with no_host_sync():
+        for _ in range(3):
+            model.optimize_parameters()
+
+
+def test_stylegan2_steps_do_not_sync(tmp_path):
+    """17 steps: the lazy R1 (every 16) and path-length (every 4) steps included."""
+    model = build(tmp_path, ['--model', 'stylegan2', '--size', '32', '--channel_max', '64', '--batch', '4', '--amp'])
+    x = {'A': torch.rand(4, 3, 32, 32, device='cuda') * 2 - 1}
+    model.set_input(x)
+    model.optimize_parameters()
+    with no_host_sync():
+        for _ in range(17):
+            model.set_input(x)
+            model.optimize_parameters()
+
+
+@pytest.mark.parametrize('model', ['pix2pix', 'cycle_gan'])
+def test_gpu_fast_path_keeps_the_loss_curves(model):
+    """--compare --data loader on the GPU (bf16, compile, channels_last, fast layers, device cache): the same
+    loss curves and held-out L1 as the plain fp32 path, and a speed-up line."""
+    args = benchmark.parse_args(['--model', model, '--compare', '--data', 'loader', '--device', 'cuda', '--size', '64',
+                                 '--data_images', '8', '--iters', '40', '--warmup', '3', '--curve_points', '5',
+                                 '--', '--ngf', '16', '--ndf', '16', '--num_threads', '1'])
+    plain, fast = benchmark.run_all(args)
+    assert fast['switches'].startswith('--amp --compile')
+    assert curve_difference(plain, fast) < CURVE_TOL, (plain, fast)
+    assert abs(plain['heldout_l1'] - fast['heldout_l1']) < 0.025, (plain, fast)
+    assert benchmark.summary([plain, fast])['speedup'] > 0
