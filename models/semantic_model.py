@@ -32,9 +32,9 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_image, ten
 from .base_model import BaseModel, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .stylegan2_model import (CKPT_RE, accumulate, adam_for_lazy_reg, add_network_options, check_sample_counts,
-                              d_logistic_loss, g_nonsaturating_loss, image_grid, latest_file, layer_noise, mixing_noise,
-                              path_length_step, restore_loop_state, run_iterations, save_iteration,
+from .stylegan2_model import (CKPT_RE, accumulate, add_network_options, check_sample_counts, d_logistic_loss,
+                              g_nonsaturating_loss, image_grid, init_gan_training, latest_file, layer_noise,
+                              mixing_noise, path_length_step, restore_loop_state, run_iterations, save_iteration,
                               sync_ranks)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
@@ -210,20 +210,7 @@ class SemanticModel(BaseModel):
         self.seg_dim = self.args.seg_dim
         self.shard = (opt.rank, opt.world_size)
         self.loss_names = ['D', 'G', 'mask', 'r1_img', 'r1_seg', 'path', 'path_length', 'real_score', 'fake_score']
-        self.model_names = ['G', 'D', 'G_ema']
-        self.netG = generator_from_args(self.args)
-        self.netD = discriminator_from_args(self.args)
-        self.netG_ema = generator_from_args(self.args)
-        self.netG_ema.load_state_dict(self.netG.state_dict())
-        self.netG_ema.eval().requires_grad_(False)
-        self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, opt.beta1, opt.beta2, opt.g_reg_every)
-        self.optimizer_D = adam_for_lazy_reg(self.netD.parameters(), opt.lr, opt.beta1, opt.beta2, opt.d_reg_every)
-        self.optimizers = [self.optimizer_G, self.optimizer_D]
-        self.iteration = 0
-        self.data_state = {}
-        self.mean_path_length = torch.zeros(())
-        for name in self.loss_names:
-            setattr(self, 'loss_' + name, torch.zeros(()))
+        init_gan_training(self, lambda: generator_from_args(self.args), lambda: discriminator_from_args(self.args))
 
     def _take_architecture(self, saved):
         """Resuming: the networks are built as the checkpoint's args say; the schedule follows the options."""

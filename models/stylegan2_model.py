@@ -385,19 +385,8 @@ class StyleGAN2Model(BaseModel):
                 raise UsageError(f'--{key} must be at least 1')
         self.augment = parse_policy(opt.diffaug_policy)
         self.loss_names = ['D', 'G', 'r1', 'path', 'path_length']
-        self.model_names = ['G', 'D', 'G_ema']
-        self.netG = Generator(**generator_kwargs(opt))
-        self.netD = Discriminator(opt.size, opt.channel_multiplier, channel_max=opt.channel_max)
-        self.netG_ema = Generator(**generator_kwargs(opt))
-        self.netG_ema.load_state_dict(self.netG.state_dict())
-        self.netG_ema.eval().requires_grad_(False)
-        self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, opt.beta1, opt.beta2, opt.g_reg_every)
-        self.optimizer_D = adam_for_lazy_reg(self.netD.parameters(), opt.lr, opt.beta1, opt.beta2, opt.d_reg_every)
-        self.optimizers = [self.optimizer_G, self.optimizer_D]
-        self.iteration = 0
-        self.data_state = {}
-        self.mean_path_length = torch.zeros(())
-        self.loss_D = self.loss_G = self.loss_r1 = self.loss_path = self.loss_path_length = torch.zeros(())
+        init_gan_training(self, lambda: Generator(**generator_kwargs(opt)),
+                          lambda: Discriminator(opt.size, opt.channel_multiplier, channel_max=opt.channel_max))
         self.visuals = OrderedDict()
 
     # ---------------------------------------------------------------- set-up and checkpoints
@@ -518,6 +507,23 @@ class StyleGAN2Model(BaseModel):
 
 
 # ------------------------------------------------------------------ scaffolding of the own training loops
+def init_gan_training(model, make_g, make_d):
+    """What stylegan2 and semantic training start with: G, D and G_ema (a frozen copy of G, built in that order),
+    Adams rescaled for lazy regularisation, the loop counters and a zero for every loss in model.loss_names."""
+    o = model.opt
+    model.model_names = ['G', 'D', 'G_ema']
+    model.netG, model.netD, model.netG_ema = make_g(), make_d(), make_g()
+    model.netG_ema.load_state_dict(model.netG.state_dict())
+    model.netG_ema.eval().requires_grad_(False)
+    model.optimizer_G = adam_for_lazy_reg(model.netG.parameters(), o.lr, o.beta1, o.beta2, o.g_reg_every)
+    model.optimizer_D = adam_for_lazy_reg(model.netD.parameters(), o.lr, o.beta1, o.beta2, o.d_reg_every)
+    model.optimizers = [model.optimizer_G, model.optimizer_D]
+    model.iteration, model.data_state = 0, {}
+    model.mean_path_length = torch.zeros(())
+    for name in model.loss_names:
+        setattr(model, 'loss_' + name, torch.zeros(()))
+
+
 def save_iteration(model):
     """Rank 0 writes model.checkpoint() to NNNNNN.pt (the iteration), atomically."""
     if not model.opt.is_main:
