@@ -303,6 +303,7 @@ class DeviceCache:
     def __init__(self, device, crop_size):
         self.device, self.crop_size = torch.device(device), crop_size
         self.images, self.sizes = {}, {}  # key -> uint8 CHW tensor, key -> (w, h) of the file before preparing
+        self.finish = None  # a dataset's last step on the collated device batch (e.g. colour conversion)
 
     def get(self, key, job):
         """The cached tensor for `key`, running `job` (see BaseDataset.device_jobs) the first time."""
@@ -341,8 +342,9 @@ class DeviceCache:
 
     def collate(self, items):
         """The loader's collate_fn on the device path: Crops become device batches, the rest as default_collate."""
-        return {k: self.assemble([it[k] for it in items]) if isinstance(items[0][k], Crop)
-                else default_collate([it[k] for it in items]) for k in items[0]}
+        batch = {k: self.assemble([it[k] for it in items]) if isinstance(items[0][k], Crop)
+                 else default_collate([it[k] for it in items]) for k in items[0]}
+        return self.finish(batch) if self.finish is not None else batch
 
 
 def to_tensor(img):

@@ -4,18 +4,55 @@ lab:   A = L/50 - 1 (1 channel), B = ab/110 (2 channels), as the reference.
 ycrcb: OpenCV's BT.601 full-range YCrCb scaled to [-1, 1]: A = Y, B = (Cr, Cb). Separating lightness
        from colour difference lets the generator start colouring quickly.
 Both also return B_rgb, the RGB crop in [-1, 1], so a model can judge and show results in RGB.
+The colour conversion is one torch function for both paths: per item on the host, or per batch on the device
+with --cache_images device.
 """
-import cv2
-import numpy as np
-import torch
-from skimage import color
+import functools
 
-from data.base_dataset import BaseDataset, check_preprocess, get_transform, phase_folder, to_tensor
+import torch
+
+from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_image, phase_folder, to_tensor
 from data.image_folder import make_dataset
 from util.util import UsageError
 
+# sRGB (D65) -> XYZ, and the D65 white of the 2-degree observer, as skimage.color.rgb2lab
+XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
+                             [0.212671, 0.715160, 0.072169],
+                             [0.019334, 0.119193, 0.950227]])
+D65_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(rgb):
+    """(N, 3, H, W) RGB in [0, 1] -> CIE Lab (L in [0, 100]), the formulas of skimage's rgb2lab."""
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = (XYZ_FROM_RGB / D65_WHITE.view(3, 1)).to(rgb)
+    xyz = torch.einsum('ij,njhw->nihw', m, linear)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)
+
+
+def rgb_to_ycrcb(rgb):
+    """(N, 3, H, W) RGB in [0, 1] -> OpenCV's float YCrCb (Y, Cr, Cb in [0, 1])."""
+    r, g, b = rgb.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, (r - y) * 0.713 + 0.5, (b - y) * 0.564 + 0.5], 1)
+
+
+def split_colors(batch, space):
+    """Adds A (lightness) and B (colour) in [-1, 1] to a batch holding B_rgb (N, 3, H, W) in [-1, 1]."""
+    rgb = batch['B_rgb'] * 0.5 + 0.5
+    if space == 'lab':
+        lab = rgb_to_lab(rgb)
+        batch['A'], batch['B'] = lab[:, :1] / 50.0 - 1.0, lab[:, 1:] / 110.0
+    else:
+        ycc = rgb_to_ycrcb(rgb) * 2.0 - 1.0
+        batch['A'], batch['B'] = ycc[:, :1], ycc[:, 1:]
+    return batch
+
 
 class ColorizationDataset(BaseDataset):
+    supports_device_cache = True
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -34,21 +71,27 @@ class ColorizationDataset(BaseDataset):
         self.AB_paths = make_dataset(phase_folder(opt), opt.max_dataset_size,
                                      layout='put colour images there; the gray input is computed from them')
         self.transform = get_transform(opt, convert=False)
+        if self.device_cache is not None:
+            self.device_cache.finish = functools.partial(split_colors, space=self.color_space)
 
     def image_files(self):
         return self.AB_paths
 
+    def device_jobs(self):
+        return [functools.partial(self._prepare, p) for p in self.AB_paths]
+
+    def _prepare(self, path):
+        img = load_image(path)
+        return {path: (self.transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+
     def __getitem__(self, index):
         path = self.AB_paths[index]
-        rgb = self.transform(self.load_image(path), path)
-        if self.color_space == 'lab':
-            lab = torch.from_numpy(color.rgb2lab(rgb).astype(np.float32).transpose(2, 0, 1))
-            A, B = lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
-        else:
-            ycc = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2YCrCb) * 2.0 - 1.0
-            ycc = torch.from_numpy(ycc.transpose(2, 0, 1))
-            A, B = ycc[[0]], ycc[[1, 2]]
-        return {'A': A, 'B': B, 'B_rgb': to_tensor(rgb), 'A_paths': path, 'B_paths': path}
+        if self.device_cache is not None:  # A and B are made from the assembled batch (split_colors)
+            crop = self.device_crop(path, functools.partial(self._prepare, path), self.transform, path)
+            return {'B_rgb': crop, 'A_paths': path, 'B_paths': path}
+        item = split_colors({'B_rgb': to_tensor(self.transform(self.load_image(path), path))[None]},
+                            self.color_space)
+        return {**{k: v[0] for k, v in item.items()}, 'A_paths': path, 'B_paths': path}
 
     def __len__(self):
         return len(self.AB_paths)

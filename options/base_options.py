@@ -75,8 +75,8 @@ class BaseOptions:
         g('--no_flip', action='store_true', help='do not flip images for augmentation')
         g('--cache_images', nargs='?', const='host', default=False, choices=['host', 'device'],
           help='keep images in memory: host (decoded arrays; the bare flag) or device (decoded and resized once '
-               'into uint8 tensors on --device, crop/flip/normalise done there in batches; aligned, unaligned and '
-               'single modes, others fall back to host)')
+               'into uint8 tensors on --device, crop/flip/normalise done there in batches; aligned, unaligned, '
+               'single and colorization modes, others fall back to host)')
         # speed switches that also apply at test time (identical results)
         g('--channels_last', action='store_true', help='networks and inputs in channels_last memory format')
         g('--fast_layers', action='store_true',

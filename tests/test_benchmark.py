@@ -76,3 +76,15 @@ def test_data_loader_needs_a_translation_model():
     out = subprocess.run([sys.executable, 'scripts/benchmark.py', '--model', 'stylegan2', '--data', 'loader'],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 2 and '--data loader supports' in out.stderr
+
+
+def test_loader_benchmark_times_both_data_paths(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    import benchmark
+    from bench_loader import loader_speed
+    for model in ('pix2pix', 'colorization'):
+        root = str(tmp_path / model)
+        benchmark.write_images(root, model, 4, 256)
+        for cache in (False, True):
+            setup, speed = loader_speed(model, root, 'cpu', cache, epochs=1)
+            assert setup >= 0 and speed > 0

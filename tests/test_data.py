@@ -472,13 +472,41 @@ def test_device_cache_assemble_crops_flips_and_normalises():
 
 
 def test_device_cache_falls_back_with_one_line(tmp_path, capsys):
-    write(tmp_path / 'train' / 'c.png', rand_img(16, 16))
-    opt = colorization_opt(tmp_path, 'lab')
-    opt.cache_images, opt.is_main, opt.dataset_mode = 'device', True, 'colorization'
-    ds = find_dataset_using_name('colorization')(opt)
+    make_aligned(tmp_path, n=1)
+    ds = find_dataset_using_name('template')(make_opt(tmp_path, cache_images='device', is_main=True,
+                                                      dataset_mode='template'))
     out = capsys.readouterr().out
     assert ds.device_cache is None and ds._cache == {} and out.count('\n') == 1
-    assert 'not supported by --dataset_mode colorization' in out and ds[0]['A'].shape == (1, 16, 16)
+    assert 'not supported by --dataset_mode template' in out and ds[0]['A'].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize('space', ['lab', 'ycrcb'])
+def test_device_cache_colorization_equals_host(tmp_path, space):
+    """Colorization on the device path: B_rgb crops as the host draws them, A/B converted per batch there."""
+    for i in range(5):
+        write(tmp_path / 'train' / f'{i}.png', rand_img(30 + 2 * i, 40, seed=i))
+    opt = vars(colorization_opt(tmp_path, space))
+    opt.update(preprocess='resize_and_crop', no_flip=False, batch_size=2, seed=3, dataset_mode='colorization')
+    plain = epochs_of(create_dataset(argparse.Namespace(**opt)))
+    loader = create_dataset(argparse.Namespace(**{**opt, 'cache_images': 'device'}))
+    assert len(loader.dataset.device_cache.images) == 5
+    fast = epochs_of(loader)
+    for p, f in zip(plain, fast):
+        assert p['A_paths'] == f['A_paths'] and set(p) == set(f)
+        for k in ('A', 'B', 'B_rgb'):
+            torch.testing.assert_close(f[k], p[k], rtol=0, atol=1e-6)
+
+
+def test_colour_conversions_match_skimage_and_opencv():
+    from data.colorization_dataset import rgb_to_lab, rgb_to_ycrcb
+    rgb = np.random.default_rng(0).random((40, 50, 3))
+    rgb[0, :8] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.01, 0.02, 0.03], [0.5, 0.5, 0.5],
+                  [0.04, 0.9, 0.005]]
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    lab = rgb_to_lab(t.float())[0].permute(1, 2, 0).double().numpy()
+    assert np.abs(lab - color.rgb2lab(rgb)).max() < 2e-3
+    ycc = rgb_to_ycrcb(t.float())[0].permute(1, 2, 0).numpy()
+    assert np.abs(ycc - cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2YCrCb)).max() < 1e-6
 
 
 def test_cache_images_option_values():
