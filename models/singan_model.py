@@ -6,7 +6,8 @@ one image, and the paper's applications.
 
 Training runs its own schedule (scale by scale) through `train_loop`; the whole pyramid is one
 state-dict checkpoint, `checkpoints/<name>/singan_pyramid.pth`, rewritten atomically after every
-scale, so `--continue_train` resumes an interrupted run at the next scale. `generate()` serves
+scale, so `--continue_train` resumes an interrupted run at the next scale; Ctrl-C/SIGTERM also saves the
+scale in training (`singan_partial.pth`), which the resumed run continues. `generate()` serves
 random_samples, random_samples_arbitrary_sizes, harmonization, editing, paint2image, sr and animation.
 """
 import io
@@ -14,6 +15,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from collections import OrderedDict
 
@@ -23,14 +25,16 @@ import torch.nn.functional as F
 
 from data.single_image_dataset import read_single_image
 from util import html
+from util.stop import StopFlag
 from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im, atomic_write
-from .base_model import BaseModel
+from .base_model import BaseModel, rng_state, set_rng_state
 from .singan_networks import (SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty, pyramid_plan,
                               resize, scale_width, sr_schedule)
 
 MODES = ('random_samples', 'random_samples_arbitrary_sizes', 'harmonization', 'editing', 'paint2image', 'sr',
          'animation')
 CKPT_NAME = 'singan_pyramid.pth'
+PARTIAL_NAME = 'singan_partial.pth'  # the scale in training when Ctrl-C/SIGTERM stopped it
 # Settings saved with the pyramid. --continue_train keeps them all (a different value given on the command
 # line is reported and ignored), so the resumed scales match an unbroken run.
 STRUCTURE_KEYS = ('nc_im', 'nfc', 'min_nfc', 'ker_size', 'num_layer', 'min_size', 'max_size', 'scale_factor_init',
@@ -135,6 +139,7 @@ class SinGANModel(BaseModel):
         self.loss_names = ['D', 'GP', 'G', 'rec']
         self.visual_names = ['real', 'fake', 'rec']
         self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
+        self.partial_path = os.path.join(self.save_dir, PARTIAL_NAME)
         self.pyramid = None
         self.use_compile = bool(getattr(opt, 'compile', False))
         if self.isTrain and os.path.isfile(self.ckpt_path) and not opt.continue_train:
@@ -327,9 +332,10 @@ class SinGANModel(BaseModel):
         self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
         self.scale_nfc, self.scale_seconds, self.d_states, self.prev_states = [], [], [], None
 
-    def train_scale(self, n, visualizer=None):
-        """Train scale n, then freeze it into the pyramid; returns the seconds its iterations took."""
-        seconds = self._train_scale(n, visualizer)
+    def train_scale(self, n, visualizer=None, stop=None, partial=None):
+        """Train scale n (from `partial`, a stopped run's state of it, if given), then freeze it into the pyramid;
+        returns the seconds its iterations took."""
+        seconds = self._train_scale(n, visualizer, stop=stop, partial=partial)
         self.pyramid.add(self.netG, self.amp, self.z_opt)
         self.prev_states = {'G': self.netG.state_dict(), 'D': self.netD.state_dict()}
         self.d_states.append(self.prev_states['D'])
@@ -350,21 +356,32 @@ class SinGANModel(BaseModel):
         if self.opt.is_main:
             print(f'SinGAN: {N} scales, r = {self.r:.4f}, sizes (h x w) '
                   + ' '.join(f'{h}x{w}' for h, w in self.shapes) + f'; {c["niter"]} iterations per scale')
-        for n in range(len(self.pyramid), N):
-            self.train_scale(n, visualizer)
-            self._save_pyramid()
+        partial = self._load_partial() if resumed is not None else None
+        with StopFlag() as stop:
+            for n in range(len(self.pyramid), N):
+                self.train_scale(n, visualizer, stop, partial)
+                self._save_pyramid()
+                partial = None
+                if os.path.isfile(self.partial_path):
+                    os.remove(self.partial_path)
         if self.opt.is_main:
             print(f'SinGAN trained: {N} scales in {sum(self.scale_seconds):.0f} s; sample with '
                   f'python generate.py --model singan --name {self.opt.name} --mode random_samples')
 
-    def _train_scale(self, n, visualizer, centers=None):
+    def _train_scale(self, n, visualizer, centers=None, stop=None, partial=None):
+        """Iterations of scale n. `stop`: a StopFlag; when it is raised the scale's state is saved (with the
+        pyramid so far) and the process exits 128 + signal. `partial`: that saved state, to continue from."""
         c, N = self.cfg, len(self.shapes)
         self.start_scale(n, init_from_previous=centers is None, centers=centers)
+        first, done_s = 1, 0.0
+        if partial is not None:
+            first, done_s = self._restore_partial(partial)
         freq = getattr(self.opt, 'print_freq', 100)
         sync = torch.cuda.synchronize if self.device.type == 'cuda' else (lambda: None)
         sync()
         t0 = t_last = time.perf_counter()
-        for it in range(1, c['niter'] + 1):
+        it_last = first - 1
+        for it in range(first, c['niter'] + 1):
             self.optimize_parameters()
             if it == self.milestone:
                 self._decay_lr()
@@ -375,15 +392,21 @@ class SinGANModel(BaseModel):
                     raise UsageError(f'non-finite loss {bad} at scale {n}, iteration {it}; scales before {n} are saved '
                                      f'in {self.ckpt_path}: resume with --continue_train and lower --lr_g/--lr_d')
                 now = time.perf_counter()
-                step_s = (now - t_last) / (freq if it % freq == 0 else it % freq)
-                t_last = now
+                step_s = (now - t_last) / (it - it_last)
+                t_last, it_last = now, it
                 if visualizer is not None:
                     visualizer.print_current_losses(n, it, losses, step_s, 0.0)
                     visualizer.plot_current_losses(n, it / c['niter'], losses)
                 elif self.opt.is_main:
                     print(f'scale {n} [{it}/{c["niter"]}] ' + ' '.join(f'{k}: {v:.3f}' for k, v in losses.items()))
+            if stop is not None and stop.requested():
+                self._save_pyramid()
+                self._save_partial(n, it, done_s + time.perf_counter() - t0)
+                print(f'saved scale {n} at iteration {it} of {c["niter"]} in {self.partial_path}; continue with '
+                      '--continue_train', flush=True)
+                sys.exit(stop.exit_code)
         sync()
-        seconds = time.perf_counter() - t0
+        seconds = done_s + time.perf_counter() - t0
         if visualizer is not None:
             visualizer.display_current_results(self.get_current_visuals(), n + 1, True)
         if self.opt.is_main:
@@ -404,6 +427,36 @@ class SinGANModel(BaseModel):
         save_checkpoint({'format': 'singan_pyramid', 'version': 1, 'config': dict(self.cfg),
                          'orig_size': list(self.orig_size), 'r': self.r, 'shapes': [list(s) for s in self.shapes],
                          'real': self.reals[-1].cpu(), 'scales': scales}, self.ckpt_path)
+
+    def _save_partial(self, n, it, seconds):
+        save_checkpoint({'format': 'singan_partial', 'scale': n, 'iteration': it, 'seconds': seconds,
+                         'G': self.netG.state_dict(), 'D': self.netD.state_dict(),
+                         'optimizer_G': self.optimizer_G.state_dict(), 'optimizer_D': self.optimizer_D.state_dict(),
+                         'rng': rng_state()}, self.partial_path)
+
+    def _load_partial(self):
+        """The stopped scale's state when it is the next scale to train (a stale one is ignored)."""
+        if not os.path.isfile(self.partial_path):
+            return None
+        partial = load_checkpoint(self.partial_path, map_location='cpu')
+        if not isinstance(partial, dict) or partial.get('format') != 'singan_partial':
+            raise UsageError(f'{self.partial_path} is not a SinGAN partial-scale state; delete it to restart that '
+                             'scale')
+        if partial['scale'] != len(self.pyramid):
+            return None
+        if self.opt.is_main:
+            print(f'continuing scale {partial["scale"]} after iteration {partial["iteration"]}')
+        return partial
+
+    def _restore_partial(self, partial):
+        """Nets, optimizers (learning rates included) and RNGs as they were after the saved iteration; returns
+        (next iteration, seconds already spent)."""
+        self.netG.load_state_dict(partial['G'])
+        self.netD.load_state_dict(partial['D'])
+        self.optimizer_G.load_state_dict(partial['optimizer_G'])
+        self.optimizer_D.load_state_dict(partial['optimizer_D'])
+        set_rng_state(partial['rng'])
+        return partial['iteration'] + 1, partial['seconds']
 
     def _load_ckpt(self):
         if not os.path.isfile(self.ckpt_path):

@@ -381,6 +381,39 @@ def test_bad_inputs(trained):
         generate.main(['--model', 'singan', '--name', 'nothing', '--checkpoints_dir', str(tmp), '--device', 'cpu'])
 
 
+def test_stop_mid_scale_saves_it_and_resume_is_bit_exact(tmp_path, monkeypatch):
+    """SIGTERM in the middle of scale 1 (after its 4th of 10 iterations) saves that scale's state beside the
+    pyramid and exits 143; --continue_train continues from iteration 5, past the learning-rate drop at 8, and
+    ends with exactly the pyramid of an unbroken run."""
+    import signal
+    image = make_image(tmp_path / 'img.png', 32, 40)
+    ck = str(tmp_path / 'ck')
+    args = ['--model', 'singan', '--dataroot', image, '--checkpoints_dir', ck, '--seed', '5', *TINY]
+    train.main(args + ['--name', 'whole'])
+    real_step, calls = SinGANModel.optimize_parameters, []
+
+    def step_then_signal(self):
+        real_step(self)
+        calls.append(self.scale)
+        if calls.count(1) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(SinGANModel, 'optimize_parameters', step_then_signal)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(args + ['--name', 'stopped'])
+    monkeypatch.undo()
+    assert stopped.value.code == 128 + signal.SIGTERM and len(load_ckpt(ck, 'stopped')['scales']) == 1
+    partial = torch.load(os.path.join(ck, 'stopped', 'singan_partial.pth'), weights_only=True)
+    assert (partial['scale'], partial['iteration']) == (1, 4)
+    train.main(args + ['--name', 'stopped', '--continue_train'])
+    assert not os.path.exists(os.path.join(ck, 'stopped', 'singan_partial.pth'))
+    a, b = load_ckpt(ck, 'whole'), load_ckpt(ck, 'stopped')
+    assert len(a['scales']) == len(b['scales']) == 4
+    for sa, sb in zip(a['scales'], b['scales']):
+        assert all(torch.equal(v, sb['G'][k]) for k, v in sa['G'].items())
+        assert all(torch.equal(v, sb['D'][k]) for k, v in sa['D'].items())
+
+
 @pytest.mark.slow
 def test_cli_killed_run_resumes_at_next_scale(tmp_path):
     """A real train.py process killed (SIGKILL) mid-run leaves a loadable checkpoint; --continue_train
