@@ -36,7 +36,8 @@ class TrainOptions(BaseOptions):
         g('--lr_policy', type=str, default='linear', help='learning rate policy. [linear | step | plateau | cosine]')
         g('--lr_decay_iters', type=int, default=50, help='multiply by a gamma every lr_decay_iters epochs (step)')
         # speed
-        g('--amp', action='store_true', help='bf16 autocast for the forward passes (GPU)')
+        g('--amp', action='store_true', help='bf16 autocast of the forward passes; losses, gradient norms '
+          'and the StyleGAN2 regularisers stay float32')
         g('--compile', action='store_true', help='torch.compile the networks')
         return parser
 
