@@ -45,6 +45,10 @@ class BaseModel(ABC):
 
     own_loop = False  # True: train.py hands the run to model.train_loop(dataset, visualizer)
     speed_switches = SPEED_SWITCHES  # the ones this model implements
+    # --fast and benchmark.py's fast path, per device type. CPU: measured (docs/benchmarks.md; --amp,
+    # --channels_last and --compile made these nets slower there). GPU: the candidates the GPU table is to judge.
+    fast_path = {'cuda': ('amp', 'compile', 'channels_last', 'fast_layers', 'cache_images'),
+                 'cpu': ('fast_layers', 'cache_images')}
 
     def __init__(self, opt):
         unsupported = [s for s in SPEED_SWITCHES if getattr(opt, s, False) and s not in self.speed_switches]

@@ -135,6 +135,7 @@ class CLIPLoss:
 class NADAModel(BaseModel):
     own_loop = True
     speed_switches = ('amp',)  # bf16 autocast of the generators and CLIP
+    fast_path = {'cuda': ('amp',), 'cpu': ()}  # not measured on CPU
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):

@@ -81,6 +81,7 @@ def _dilate_mask(mask, radius, sigma=5.0):
 class SinGANModel(BaseModel):
     own_loop = True
     speed_switches = ('amp', 'compile')  # for G_n/D_n while training
+    fast_path = {'cuda': ('amp', 'compile'), 'cpu': ('amp',)}  # CPU: --amp 1.3x, --compile slower
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):

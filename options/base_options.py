@@ -77,6 +77,9 @@ class BaseOptions:
           help='keep images in memory: host (decoded arrays; the bare flag) or device (decoded and resized once '
                'into uint8 tensors on --device, crop/flip/normalise done there in batches; aligned, unaligned, '
                'single and colorization modes, others fall back to host)')
+        g('--fast', action='store_true',
+          help='turn on the speed switches chosen for this model and device (scripts/benchmark.py\'s fast path, '
+               'listed in docs/benchmarks.md)')
         # speed switches that also apply at test time (identical results)
         g('--channels_last', action='store_true', help='networks and inputs in channels_last memory format')
         g('--fast_layers', action='store_true',
@@ -118,6 +121,8 @@ class BaseOptions:
         if opt.suffix:
             opt.name = opt.name + ('_' + opt.suffix.format(**vars(opt)))
         self._resolve_runtime(opt)
+        if opt.fast:
+            self._apply_fast_path(opt)
         self.check(opt)
         if opt.is_main:
             self.print_options(opt)
@@ -151,6 +156,18 @@ class BaseOptions:
         if dev == 'cuda' and opt.world_size > 1:
             dev = f'cuda:{opt.local_rank}'
         opt.device = torch.device(dev)
+
+    @staticmethod
+    def _apply_fast_path(opt):
+        """--fast: the model's fast path for this device type; switches this phase lacks (e.g. --amp when
+        testing) are skipped, and an explicit --cache_images is kept."""
+        chosen = models.find_model_using_name(opt.model).fast_path['cuda' if opt.device.type == 'cuda' else 'cpu']
+        for switch in chosen:
+            if switch == 'cache_images':
+                if getattr(opt, 'dataset_mode', None) and not opt.cache_images:
+                    opt.cache_images = 'device'
+            elif hasattr(opt, switch):
+                setattr(opt, switch, True)
 
     def print_options(self, opt):
         dests = {a.dest for a in self.parser._actions}

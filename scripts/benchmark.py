@@ -27,18 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from data import DataStream, create_dataset  # noqa: E402
-from models import create_model  # noqa: E402
+from models import create_model, find_model_using_name  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.util import seed_everything  # noqa: E402
 
-# The fast path's switches. A GPU gets all of them. On a CPU they were measured on this project's 2-core
-# Xeon (AMX bf16; docs/benchmarks.md): at the default widths --amp and --channels_last made pix2pix steps
-# 1.1x and 1.5x slower, --fast_layers was neutral for CycleGAN (same results), and --compile spent about
-# 100 s compiling and then stepped slower than eager; --amp made SinGAN 1.3x faster at 100 px. So a CPU
-# keeps --fast_layers for the translation models and --amp for SinGAN. --switches overrides the choice.
-FAST = {'cuda': ['--amp', '--compile', '--channels_last', '--fast_layers'], 'cpu': ['--fast_layers']}
-SINGAN_FAST = {'cuda': ['--amp', '--compile'], 'cpu': ['--amp']}
-STYLEGAN2_FAST = {'cuda': ['--amp'], 'cpu': ['--amp']}  # StyleGAN2, semantic; CPU: 1.3-1.8x (docs/benchmarks.md)
 DATASET_MODES = {'pix2pix': 'aligned', 'cycle_gan': 'unaligned', 'colorization': 'colorization'}
 HELD_OUT = 4  # test images for the held-out L1/PSNR of --data loader
 
@@ -48,11 +40,13 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def fast_args(args, table):
-    """The fast path's options: --switches when given, else the table's entry for the device type."""
+def fast_args(args):
+    """The fast path's options: --switches when given, else what --fast turns on for the model and device type
+    (its fast_path; the data cache is added by the runners that read a dataset)."""
     if args.switches is not None:
         return args.switches.split()
-    return table['cuda' if torch.device(args.device).type == 'cuda' else 'cpu']
+    chosen = find_model_using_name(args.model).fast_path['cuda' if torch.device(args.device).type == 'cuda' else 'cpu']
+    return ['--' + s for s in chosen if s != 'cache_images']
 
 
 def write_images(root, model, n_train, size, seed=0):
@@ -148,7 +142,7 @@ def bench_translation(args, fast):
     opt_args = ['--model', args.model, '--name', 'bench', '--checkpoints_dir', os.path.join(ROOT, '.bench'),
                 '--batch_size', str(args.batch_size), '--crop_size', str(size), '--device', args.device,
                 '--seed', str(args.seed)]
-    switches = fast_args(args, FAST) if fast else []
+    switches = fast_args(args) if fast else []
     if args.data == 'loader':  # the reference's 286 -> 256 resize, random crop and flip, per item
         opt_args += ['--dataroot', args.dataroot, '--dataset_mode', DATASET_MODES[args.model],
                      '--load_size', str(round(size * 286 / 256))]
@@ -185,7 +179,7 @@ def bench_translation(args, fast):
 def bench_singan_runner(args, fast):
     """SinGAN's per-scale training time (bench_singan.py); fast adds --amp and, on a GPU, --compile."""
     from bench_singan import bench_singan
-    switches = fast_args(args, SINGAN_FAST) if fast else []
+    switches = fast_args(args) if fast else []
     return {'model': 'singan', 'mode': 'fast' if fast else 'plain', 'switches': ' '.join(switches),
             **bench_singan(args.device, args.size, niter=args.niter, measure_iters=args.iters,
                            extra_args=['--seed', str(args.seed)] + switches + args.extra)}
@@ -194,7 +188,7 @@ def bench_singan_runner(args, fast):
 def bench_stylegan2(args, fast):
     """--model stylegan2 training steps on one random batch (lazy R1/path length at their real frequency, so
     time --iters in multiples of 16), then G_ema sampling; fast adds --amp."""
-    switches = fast_args(args, STYLEGAN2_FAST) if fast else []
+    switches = fast_args(args) if fast else []
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(['--model', 'stylegan2', '--name', 'bench', '--checkpoints_dir',
                                     os.path.join(ROOT, '.bench'), '--size', str(args.size), '--batch',
@@ -223,7 +217,7 @@ def bench_semantic_runner(args, fast):
     """SemanticStyleGAN training steps; fast adds --amp; extra options: [seg_dim [width]] (full|small|tiny)."""
     from bench_semantic import bench_semantic
     seg_dim, width = (args.extra + ['13', 'full'][len(args.extra):])[:2]
-    switches = fast_args(args, STYLEGAN2_FAST) if fast else []
+    switches = fast_args(args) if fast else []
     r = bench_semantic(iters=args.iters, batch=args.batch_size, size=args.size, device=args.device,
                        seg_dim=int(seg_dim), width=width, extra_args=['--seed', str(args.seed)] + switches)
     return {'model': 'semantic', 'mode': 'fast' if fast else 'plain', 'device': r['device'], 'batch': r['batch'],

@@ -119,6 +119,27 @@ def test_options_file_and_legacy_flags(dirs):
     assert re.search(r'display_id: 1\s+\[default: 0\]', text)
 
 
+def test_fast_turns_on_the_models_cpu_fast_path(tmp_path):
+    """--fast sets the switches chosen for the model and device type (here: the CPU's measured choice), keeps an
+    explicit --cache_images, and skips what a phase lacks (no --amp when testing)."""
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+    common = ['--checkpoints_dir', str(tmp_path), '--name', 'f', '--device', 'cpu']
+    switches = ('amp', 'compile', 'channels_last', 'fast_layers', 'cache_images')
+
+    def on(parser, *args):
+        opt = parser.parse([*common, *args])
+        return {s for s in switches if getattr(opt, s, False)}, opt
+
+    assert on(TrainOptions(), '--model', 'pix2pix')[0] == set()
+    assert on(TrainOptions(), '--model', 'pix2pix', '--fast')[0] == {'fast_layers', 'cache_images'}
+    assert on(TrainOptions(), '--model', 'pix2pix', '--fast')[1].cache_images == 'device'
+    assert on(TrainOptions(), '--model', 'cycle_gan', '--fast', '--cache_images')[1].cache_images == 'host'
+    assert on(TrainOptions(), '--model', 'singan', '--fast')[0] == {'amp'}
+    assert on(TrainOptions(), '--model', 'stylegan2', '--fast')[0] == {'amp'}
+    assert on(TestOptions(), '--model', 'test', '--fast')[0] == {'fast_layers', 'cache_images'}
+
+
 ERRORS = [
     (['--model', 'pix2pixx'], 'unknown --model'),
     (['--model', 'pix2pix', '--lamda_L1', '3'], 'did you mean --lambda_L1'),
