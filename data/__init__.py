@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, default_collate
 
-from data.base_dataset import BaseDataset
+from data.base_dataset import BaseDataset, DeviceCacheFull
 from util.util import UsageError
 
 
@@ -57,9 +57,18 @@ class CustomDatasetDataLoader:
             print(f'dataset [{type(self.dataset).__name__}] was created ({len(self.dataset)} samples)')
         workers = opt.num_threads
         cache = getattr(self.dataset, 'device_cache', None)
+        if cache is not None:
+            try:
+                self.dataset.preload_cache(max(1, workers))  # every image decoded and prepared once, in threads
+            except DeviceCacheFull as e:
+                if not getattr(opt, 'fast', False):
+                    raise
+                if getattr(opt, 'is_main', True):
+                    print(f'info: {e}: --fast goes on without it')
+                self.dataset.drop_device_cache()
+                cache = None
         on_device = cache is not None
         if on_device:
-            self.dataset.preload_cache(max(1, workers))  # every image decoded and prepared once, in threads
             workers = 0  # an item is only a few random draws: worker processes would cost more than they save
         elif workers > 0 and getattr(opt, 'cache_images', False):
             self.dataset.preload_cache(workers)  # decoded once here; forked workers share the arrays

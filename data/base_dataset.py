@@ -73,6 +73,10 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
         {key: (prepared HxWxC uint8 array, (w, h) before preparing)}."""
         return []
 
+    def drop_device_cache(self):
+        """Back to the host path (items are tensors again), freeing the device copies."""
+        self.device_cache = None
+
     def device_crop(self, key, job, transform, path):
         """The Crop of cached image `key` (made by `job` on first use), drawn as the host path draws."""
         img = self.device_cache.get(key, job)
@@ -293,17 +297,37 @@ class Crop(NamedTuple):
     flip: bool
 
 
+def free_memory(device):
+    """Bytes free for new tensors on `device` (the host: MemAvailable); inf where the system does not say."""
+    if device.type == 'cuda':
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open('/proc/meminfo') as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError):
+        return float('inf')
+
+
+class DeviceCacheFull(UsageError):
+    """The prepared images outgrow the device cache's share of the free memory."""
+
+
 class DeviceCache:
     """Every image decoded and prepared (Transform.prepare) once, kept as a uint8 CHW tensor on `device`.
 
     Why: the host path decodes, resizes and converts each item every epoch in loader workers; here an epoch
     costs only the random draws on the host and a few batched ops on the device, with identical results.
+    The images may take at most half of the device's free memory (the rest is for training): filling past
+    that raises DeviceCacheFull.
     """
+
+    SHARE = 0.5
 
     def __init__(self, device, crop_size):
         self.device, self.crop_size = torch.device(device), crop_size
         self.images, self.sizes = {}, {}  # key -> uint8 CHW tensor, key -> (w, h) of the file before preparing
         self.finish = None  # a dataset's last step on the collated device batch (e.g. colour conversion)
+        self.budget, self.used = self.SHARE * free_memory(self.device), 0
 
     def get(self, key, job):
         """The cached tensor for `key`, running `job` (see BaseDataset.device_jobs) the first time."""
@@ -312,12 +336,20 @@ class DeviceCache:
         return self.images[key]
 
     def fill(self, jobs, threads=1):
-        with ThreadPoolExecutor(max(1, threads)) as pool:
+        pool = ThreadPoolExecutor(max(1, threads))
+        try:
             for result in pool.map(lambda job: job(), jobs):
                 self._store(result)
+        finally:
+            pool.shutdown(cancel_futures=True)  # a full cache stops the decoding still queued
 
     def _store(self, result):
         for key, (img, size) in result.items():
+            self.used += img.nbytes
+            if self.used > self.budget:
+                raise DeviceCacheFull(f'--cache_images device: the prepared training images need more than '
+                                      f'{self.budget / 2**30:.1f} GiB, half the free memory of {self.device}; use '
+                                      '--cache_images host, or no cache')
             self.images[key] = torch.from_numpy(np.array(img.transpose(2, 0, 1), order='C')).to(self.device)
             self.sizes[key] = size
 

@@ -471,6 +471,22 @@ def test_device_cache_assemble_crops_flips_and_normalises():
     assert torch.equal(all_flipped[0], base_dataset.to_tensor(img[:, ::-1]))
 
 
+def test_device_cache_beyond_half_the_free_memory(tmp_path, monkeypatch, capsys):
+    """Images that would take more than half the device's free memory: --cache_images device stops with one
+    line; chosen by --fast, the run goes on with the host path (the same batches)."""
+    make_aligned(tmp_path, n=4)
+    kw = dict(batch_size=2, seed=1, num_threads=1)
+    plain = epochs_of(create_dataset(make_opt(tmp_path, **kw)))
+    monkeypatch.setattr(base_dataset, 'free_memory', lambda device: 2 * 3 * 36 * 36 * 2.5)  # room for 2.5 halves
+    with pytest.raises(UsageError, match='need more than .* GiB, half the free memory of cpu'):
+        create_dataset(make_opt(tmp_path, cache_images='device', **kw))
+    loader = create_dataset(make_opt(tmp_path, cache_images='device', fast=True, is_main=True, **kw))
+    assert loader.dataset.device_cache is None and 'goes on without it' in capsys.readouterr().out
+    assert_same_batches(plain, epochs_of(loader))
+    monkeypatch.undo()
+    assert create_dataset(make_opt(tmp_path, cache_images='device', **kw)).dataset.device_cache is not None
+
+
 def test_device_cache_falls_back_with_one_line(tmp_path, capsys):
     make_aligned(tmp_path, n=1)
     ds = find_dataset_using_name('template')(make_opt(tmp_path, cache_images='device', is_main=True,
