@@ -16,7 +16,9 @@ PARTS=${2:-translation singan stylegan2}
 ITERS=${ITERS:-200}
 LOG="$OUT/gpu_bench.jsonl"
 mkdir -p "$OUT"
-bench() { "$PY" scripts/benchmark.py --device cuda "$@" | tee -a "$LOG"; }
+bench() {  # a failed run is recorded and the next one still runs: a GPU lease is short
+    "$PY" scripts/benchmark.py --device cuda "$@" | tee -a "$LOG" || echo "{\"failed\": \"$*\"}" | tee -a "$LOG"
+}
 "$PY" -c "import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda,
   'gpu': torch.cuda.get_device_name()}))" | tee -a "$LOG"
 for part in $PARTS; do
