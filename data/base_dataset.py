@@ -298,14 +298,24 @@ class Crop(NamedTuple):
 
 
 def free_memory(device):
-    """Bytes free for new tensors on `device` (the host: MemAvailable); inf where the system does not say."""
+    """Bytes free for new tensors on `device`; on the host the smaller of MemAvailable and what the container's
+    memory limit (cgroup v2 or v1) leaves; inf where the system does not say."""
     if device.type == 'cuda':
         return torch.cuda.mem_get_info(device)[0]
+    free = float('inf')
     try:
         with open('/proc/meminfo') as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemAvailable:'))
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith('MemAvailable:'))
     except (OSError, StopIteration, ValueError):
-        return float('inf')
+        pass
+    for limit, usage in (('memory.max', 'memory.current'), ('memory/memory.limit_in_bytes',
+                                                            'memory/memory.usage_in_bytes')):
+        try:
+            with open(f'/sys/fs/cgroup/{limit}') as a, open(f'/sys/fs/cgroup/{usage}') as b:
+                free = min(free, int(a.read()) - int(b.read()))  # 'max' (no limit) fails int()
+        except (OSError, ValueError):
+            pass
+    return free
 
 
 class DeviceCacheFull(UsageError):

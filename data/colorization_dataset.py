@@ -15,18 +15,18 @@ from data.base_dataset import BaseDataset, check_preprocess, get_transform, load
 from data.image_folder import make_dataset
 from util.util import UsageError
 
-# sRGB (D65) -> XYZ, and the D65 white of the 2-degree observer, as skimage.color.rgb2lab
-XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
-                             [0.212671, 0.715160, 0.072169],
-                             [0.019334, 0.119193, 0.950227]])
-D65_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+# sRGB (D65) -> XYZ, and the D65 white of the 2-degree observer, as skimage.color.rgb2lab. Plain numbers, not
+# tensors: on a GPU a constant tensor would be a blocking host-to-device copy in every batch.
+XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423),
+                (0.212671, 0.715160, 0.072169),
+                (0.019334, 0.119193, 0.950227))
+D65_WHITE = (0.95047, 1.0, 1.08883)
 
 
 def rgb_to_lab(rgb):
     """(N, 3, H, W) RGB in [0, 1] -> CIE Lab (L in [0, 100]), the formulas of skimage's rgb2lab."""
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = (XYZ_FROM_RGB / D65_WHITE.view(3, 1)).to(rgb)
-    xyz = torch.einsum('ij,njhw->nihw', m, linear)
+    r, g, b = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92).unbind(1)
+    xyz = torch.stack([(m[0] * r + m[1] * g + m[2] * b) / white for m, white in zip(XYZ_FROM_RGB, D65_WHITE)], 1)
     f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
     fx, fy, fz = f.unbind(1)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], 1)

@@ -365,13 +365,18 @@ class SinGANModel(BaseModel):
                 partial = None
                 if os.path.isfile(self.partial_path):
                     os.remove(self.partial_path)
+                if stop.signum is not None:  # it came during the scale's last iteration: the scale is whole
+                    print(f'scale {n} finished and saved in {self.ckpt_path}; continue with --continue_train',
+                          flush=True)
+                    sys.exit(stop.exit_code)
         if self.opt.is_main:
             print(f'SinGAN trained: {N} scales in {sum(self.scale_seconds):.0f} s; sample with '
                   f'python generate.py --model singan --name {self.opt.name} --mode random_samples')
 
     def _train_scale(self, n, visualizer, centers=None, stop=None, partial=None):
-        """Iterations of scale n. `stop`: a StopFlag; when it is raised the scale's state is saved (with the
-        pyramid so far) and the process exits 128 + signal. `partial`: that saved state, to continue from."""
+        """Iterations of scale n. `stop`: a StopFlag; when it is raised before the last iteration the scale's
+        state is saved (with the pyramid so far) and the process exits 128 + signal (after the last one,
+        train_loop saves the finished scale first). `partial`: that saved state, to continue from."""
         c, N = self.cfg, len(self.shapes)
         self.start_scale(n, init_from_previous=centers is None, centers=centers)
         first, done_s = 1, 0.0
@@ -400,7 +405,7 @@ class SinGANModel(BaseModel):
                     visualizer.plot_current_losses(n, it / c['niter'], losses)
                 elif self.opt.is_main:
                     print(f'scale {n} [{it}/{c["niter"]}] ' + ' '.join(f'{k}: {v:.3f}' for k, v in losses.items()))
-            if stop is not None and stop.requested():
+            if stop is not None and it < c['niter'] and stop.requested():
                 self._save_pyramid()
                 self._save_partial(n, it, done_s + time.perf_counter() - t0)
                 print(f'saved scale {n} at iteration {it} of {c["niter"]} in {self.partial_path}; continue with '
@@ -433,7 +438,7 @@ class SinGANModel(BaseModel):
         save_checkpoint({'format': 'singan_partial', 'scale': n, 'iteration': it, 'seconds': seconds,
                          'G': self.netG.state_dict(), 'D': self.netD.state_dict(),
                          'optimizer_G': self.optimizer_G.state_dict(), 'optimizer_D': self.optimizer_D.state_dict(),
-                         'rng': rng_state()}, self.partial_path)
+                         'rng': rng_state(), 'amp': bool(getattr(self.opt, 'amp', False))}, self.partial_path)
 
     def _load_partial(self):
         """The stopped scale's state when it is the next scale to train (a stale one is ignored)."""
@@ -457,6 +462,10 @@ class SinGANModel(BaseModel):
         self.optimizer_G.load_state_dict(partial['optimizer_G'])
         self.optimizer_D.load_state_dict(partial['optimizer_D'])
         set_rng_state(partial['rng'])
+        amp = bool(getattr(self.opt, 'amp', False))
+        if partial.get('amp', amp) != amp and self.opt.is_main:
+            print(f'note: scale {partial["scale"]} was started {"with" if partial["amp"] else "without"} --amp and '
+                  f'continues {"with" if amp else "without"} it: not the numbers an unbroken run would give')
         return partial['iteration'] + 1, partial['seconds']
 
     def _load_ckpt(self):

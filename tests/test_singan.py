@@ -381,10 +381,11 @@ def test_bad_inputs(trained):
         generate.main(['--model', 'singan', '--name', 'nothing', '--checkpoints_dir', str(tmp), '--device', 'cpu'])
 
 
-def test_stop_mid_scale_saves_it_and_resume_is_bit_exact(tmp_path, monkeypatch):
+@pytest.mark.parametrize('stop_after', [4, 10])
+def test_stop_mid_scale_saves_it_and_resume_is_bit_exact(tmp_path, monkeypatch, stop_after):
     """SIGTERM in the middle of scale 1 (after its 4th of 10 iterations) saves that scale's state beside the
     pyramid and exits 143; --continue_train continues from iteration 5, past the learning-rate drop at 8, and
-    ends with exactly the pyramid of an unbroken run."""
+    ends with exactly the pyramid of an unbroken run. After the last iteration, the scale is saved whole."""
     import signal
     image = make_image(tmp_path / 'img.png', 32, 40)
     ck = str(tmp_path / 'ck')
@@ -395,16 +396,21 @@ def test_stop_mid_scale_saves_it_and_resume_is_bit_exact(tmp_path, monkeypatch):
     def step_then_signal(self):
         real_step(self)
         calls.append(self.scale)
-        if calls.count(1) == 4:
+        if calls.count(1) == stop_after:
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(SinGANModel, 'optimize_parameters', step_then_signal)
     with pytest.raises(SystemExit) as stopped:
         train.main(args + ['--name', 'stopped'])
     monkeypatch.undo()
-    assert stopped.value.code == 128 + signal.SIGTERM and len(load_ckpt(ck, 'stopped')['scales']) == 1
-    partial = torch.load(os.path.join(ck, 'stopped', 'singan_partial.pth'), weights_only=True)
-    assert (partial['scale'], partial['iteration']) == (1, 4)
+    partial_path = os.path.join(ck, 'stopped', 'singan_partial.pth')
+    if stop_after < 10:
+        assert stopped.value.code == 128 + signal.SIGTERM and len(load_ckpt(ck, 'stopped')['scales']) == 1
+        partial = torch.load(partial_path, weights_only=True)
+        assert (partial['scale'], partial['iteration']) == (1, 4)
+    else:
+        assert stopped.value.code == 128 + signal.SIGTERM and len(load_ckpt(ck, 'stopped')['scales']) == 2
+        assert not os.path.exists(partial_path)
     train.main(args + ['--name', 'stopped', '--continue_train'])
     assert not os.path.exists(os.path.join(ck, 'stopped', 'singan_partial.pth'))
     a, b = load_ckpt(ck, 'whole'), load_ckpt(ck, 'stopped')
