@@ -138,7 +138,7 @@ def edit_locality(g, w_plus, donor, classes, part):
 class SemanticModel(BaseModel):
     own_loop = True
     speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
-    fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # CPU, 64 px: StyleGAN2 1.84x, SemanticStyleGAN 1.62x
+    fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # CPU, 64 px: --amp 1.62x
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):

@@ -304,27 +304,29 @@ class Generator(nn.Module):
     def get_latent(self, z):
         return self.style(z)
 
+    def w_plus(self, styles, inject_index=None, truncation=1, truncation_latent=None, input_is_latent=False):
+        """The (B, n_latent, D) w+ that `forward` renders: mapping, truncation and style mixing, the steps whose
+        shapes or branches change between calls (so torch.compile can take the rest with one graph)."""
+        if not input_is_latent:
+            styles = [self.style(s) for s in styles]
+        if truncation < 1:
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+        if len(styles) < 2:
+            s = styles[0]
+            return s if s.ndim == 3 else s.unsqueeze(1).repeat(1, self.n_latent, 1)
+        if inject_index is None:
+            inject_index = int(torch.randint(1, self.n_latent, ()))
+        return torch.cat([styles[0].unsqueeze(1).repeat(1, inject_index, 1),
+                          styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)], 1)
+
     def forward(self, styles, return_latents=False, inject_index=None, truncation=1, truncation_latent=None,
                 input_is_latent=False, noise=None, randomize_noise=True):
         """`styles`: list of one z/w batch, or two for style mixing (crossover at `inject_index`,
         random in [1, n_latent-1] when None); a single (B, n_latent, D) w+ tensor is used as is."""
-        if not input_is_latent:
-            styles = [self.style(s) for s in styles]
+        latent = self.w_plus(styles, inject_index, truncation, truncation_latent, input_is_latent)
         if noise is None:
             noise = ([None] * self.num_layers if randomize_noise else
                      [getattr(self.noises, f'noise_{i}') for i in range(self.num_layers)])
-        if truncation < 1:
-            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
-
-        if len(styles) < 2:
-            s = styles[0]
-            latent = s if s.ndim == 3 else s.unsqueeze(1).repeat(1, self.n_latent, 1)
-        else:
-            if inject_index is None:
-                inject_index = int(torch.randint(1, self.n_latent, ()))
-            latent = torch.cat([styles[0].unsqueeze(1).repeat(1, inject_index, 1),
-                                styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)], 1)
-
         out = self.conv1(self.input(latent), latent[:, 0], noise=noise[0])
         skip = self.to_rgb1(out, latent[:, 1])
         i = 1

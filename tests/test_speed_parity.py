@@ -90,3 +90,19 @@ def test_stylegan2_amp_matches_fp32():
     plain, amp, faster = sg2('--mode', 'plain'), sg2('--mode', 'fast'), sg2('--mode', 'plain', extra=['--lr', '0.004'])
     assert amp['switches'] == '--amp'
     assert curve_difference(plain, amp) < CURVE_TOL < curve_difference(plain, faster), (plain, amp, faster)
+
+
+@pytest.mark.slow
+def test_stylegan2_compiled_matches_eager():
+    """--compile (G's rendering and D's main passes; mapping, mixing and the regularisers eager) learns as eager
+    does: measured identical to 4 decimals over 24 steps, against 0.38 for twice the learning rate."""
+    def sg2(*args, extra=()):
+        run_args = ['--model', 'stylegan2', '--device', 'cpu', '--size', '16', '--batch_size', '4', '--warmup', '0',
+                    '--curve_points', '4', '--iters', '24', *args, '--', '--channel_max', '8',
+                    '--channel_multiplier', '1', '--n_mlp', '2', '--z_dim', '8', *extra]
+        [result] = benchmark.run_all(benchmark.parse_args(run_args))
+        return result
+    eager, compiled = sg2('--mode', 'plain'), sg2('--mode', 'fast', '--switches=--compile')
+    faster = sg2('--mode', 'plain', extra=['--lr', '0.004'])
+    assert compiled['switches'] == '--compile'
+    assert curve_difference(eager, compiled) < 0.01 < curve_difference(eager, faster), (eager, compiled, faster)
