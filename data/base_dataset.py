@@ -5,6 +5,7 @@ torchvision pipeline step for step (PIL bicubic resizing, crop, flip, ToTensor +
 so tensors match the reference bit for bit given the same crop position and flip.
 """
 import abc
+import functools
 import os
 import random
 import warnings
@@ -81,6 +82,10 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
         """The Crop of cached image `key` (made by `job` on first use), drawn as the host path draws."""
         img = self.device_cache.get(key, job)
         return Crop(key, *transform.draw(img.shape[1], img.shape[2], path))
+
+    def file_crop(self, path, key, transform):
+        """device_crop of the image of one file, prepared by `transform` (see prepare_file)."""
+        return self.device_crop(key, functools.partial(prepare_file, path, key, transform), transform, path)
 
     def preload_cache(self, threads=1):
         """Decode image_files() into the cache (in threads), so forked workers share one copy of it;
@@ -288,6 +293,12 @@ class Transform:
                 pos = self.params['crop_pos']
         flip = self.flip and (random.random() < 0.5 if self.params is None else self.params['flip'])
         return pos, flip
+
+
+def prepare_file(path, key, transform):
+    """A device-cache job (BaseDataset.device_jobs) for one file: {key: (prepared image, (w, h) of the file)}."""
+    img = load_image(path)
+    return {key: (transform.prepare(img, path), (img.shape[1], img.shape[0]))}
 
 
 class Crop(NamedTuple):

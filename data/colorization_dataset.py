@@ -11,7 +11,8 @@ import functools
 
 import torch
 
-from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_image, phase_folder, to_tensor
+from data.base_dataset import (BaseDataset, check_preprocess, get_transform, phase_folder, prepare_file,
+                               to_tensor)
 from data.image_folder import make_dataset
 from util.util import UsageError
 
@@ -78,17 +79,12 @@ class ColorizationDataset(BaseDataset):
         return self.AB_paths
 
     def device_jobs(self):
-        return [functools.partial(self._prepare, p) for p in self.AB_paths]
-
-    def _prepare(self, path):
-        img = load_image(path)
-        return {path: (self.transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+        return [functools.partial(prepare_file, p, p, self.transform) for p in self.AB_paths]
 
     def __getitem__(self, index):
         path = self.AB_paths[index]
         if self.device_cache is not None:  # A and B are made from the assembled batch (split_colors)
-            crop = self.device_crop(path, functools.partial(self._prepare, path), self.transform, path)
-            return {'B_rgb': crop, 'A_paths': path, 'B_paths': path}
+            return {'B_rgb': self.file_crop(path, path, self.transform), 'A_paths': path, 'B_paths': path}
         item = split_colors({'B_rgb': to_tensor(self.transform(self.load_image(path), path))[None]},
                             self.color_space)
         return {**{k: v[0] for k, v in item.items()}, 'A_paths': path, 'B_paths': path}

@@ -2,7 +2,7 @@
 import functools
 import os
 
-from data.base_dataset import BaseDataset, get_transform, load_image, require_dataroot
+from data.base_dataset import BaseDataset, get_transform, prepare_file, require_dataroot
 from data.image_folder import is_image_file, make_dataset
 
 
@@ -22,16 +22,12 @@ class SingleDataset(BaseDataset):
         return self.A_paths
 
     def device_jobs(self):
-        return [functools.partial(self._prepare, p) for p in self.A_paths]
-
-    def _prepare(self, path):
-        img = load_image(path)
-        return {path: (self.transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+        return [functools.partial(prepare_file, p, p, self.transform) for p in self.A_paths]
 
     def __getitem__(self, index):
         path = self.A_paths[index]
         if self.device_cache is not None:
-            A = self.device_crop(path, functools.partial(self._prepare, path), self.transform, path)
+            A = self.file_crop(path, path, self.transform)
         else:
             A = self.transform(self.load_image(path), path)
         return {'A': A, 'A_paths': path}

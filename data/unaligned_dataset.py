@@ -2,7 +2,7 @@
 import functools
 import random
 
-from data.base_dataset import BaseDataset, get_transform, load_image, phase_folder
+from data.base_dataset import BaseDataset, get_transform, phase_folder, prepare_file
 from data.image_folder import make_dataset
 
 
@@ -27,13 +27,8 @@ class UnalignedDataset(BaseDataset):
         return self.A_paths + self.B_paths
 
     def device_jobs(self):
-        return ([functools.partial(self._prepare, p, 'A', self.transform_A) for p in self.A_paths]
-                + [functools.partial(self._prepare, p, 'B', self.transform_B) for p in self.B_paths])
-
-    @staticmethod
-    def _prepare(path, domain, transform):
-        img = load_image(path)
-        return {(path, domain): (transform.prepare(img, path), (img.shape[1], img.shape[0]))}
+        return ([functools.partial(prepare_file, p, (p, 'A'), self.transform_A) for p in self.A_paths]
+                + [functools.partial(prepare_file, p, (p, 'B'), self.transform_B) for p in self.B_paths])
 
     def __getitem__(self, index):
         A_path = self.A_paths[index % self.A_size]
@@ -41,10 +36,8 @@ class UnalignedDataset(BaseDataset):
         index_B = index % self.B_size if self.opt.serial_batches else random.randint(0, self.B_size - 1)
         B_path = self.B_paths[index_B]
         if self.device_cache is not None:
-            A = self.device_crop((A_path, 'A'), functools.partial(self._prepare, A_path, 'A', self.transform_A),
-                                 self.transform_A, A_path)
-            B = self.device_crop((B_path, 'B'), functools.partial(self._prepare, B_path, 'B', self.transform_B),
-                                 self.transform_B, B_path)
+            A = self.file_crop(A_path, (A_path, 'A'), self.transform_A)
+            B = self.file_crop(B_path, (B_path, 'B'), self.transform_B)
         else:
             A = self.transform_A(self.load_image(A_path), A_path)
             B = self.transform_B(self.load_image(B_path), B_path)
