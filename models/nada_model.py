@@ -449,7 +449,9 @@ class NADAModel(BaseModel):
         mkdirs(save_dir)
         names, rendered = [], []
         for start in range(0, len(latents), o.batch_size):
-            w = to_w_plus(frozen, latents[start:start + o.batch_size].to(o.device), space, o.truncation, centre)
+            # z through the mapping (truncated towards `centre`), w repeated per layer, W+ as given
+            w = frozen.w_plus([latents[start:start + o.batch_size].to(o.device)], input_is_latent=space != 'z',
+                              truncation=o.truncation if centre is not None else 1, truncation_latent=centre)
             rendered.append(w.cpu())
             for net, column in ((frozen, 'frozen'), (adapted, 'adapted')):
                 for i, img in enumerate(net([w], input_is_latent=True, noise=noise)[0]):
@@ -520,12 +522,3 @@ def read_latents(path, space, g):
     if not torch.isfinite(x).all():
         raise UsageError(f'--latents {path} holds NaN or infinite values')
     return x, space
-
-
-def to_w_plus(g, latents, space, truncation, centre):
-    """(B, n_latent, style_dim): z through the mapping (then truncated towards `centre`), w repeated per layer."""
-    if space == 'z':
-        latents = g.style(latents)
-        if centre is not None:
-            latents = centre + truncation * (latents - centre)
-    return latents if space == 'w+' else latents.unsqueeze(1).repeat(1, g.n_latent, 1)
