@@ -249,8 +249,9 @@ class SinGANModel(BaseModel):
         self.centers = centers
         if centers is not None:
             self.rec_prev = _quantize(self.rec_prev, centers)
-        self.optimizer_G = self._adam(self.netG, c['lr_g'])
-        self.optimizer_D = self._adam(self.netD, c['lr_d'])
+        betas = (c['beta1'], 0.999)
+        self.optimizer_G = self.adam(self.netG.parameters(), c['lr_g'], betas)
+        self.optimizer_D = self.adam(self.netD.parameters(), c['lr_d'], betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         self.milestone = max(1, round(0.8 * c['niter']))  # both learning rates x gamma after this iteration
         if self.use_compile:  # static shapes per scale: a fresh cache, each scale compiled for its own sizes
@@ -258,10 +259,6 @@ class SinGANModel(BaseModel):
         # D's gradient penalty needs a double backward, which compiled graphs do not support: it uses netD
         self.G, self.D = ((torch.compile(net, dynamic=False) if self.use_compile else net)
                           for net in (self.netG, self.netD))
-
-    def _adam(self, net, lr):
-        """Fused Adam: one kernel per step."""
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=(self.cfg['beta1'], 0.999), fused=True)
 
     def _decay_lr(self):
         """The reference's MultiStepLR: both learning rates x gamma once, after `milestone` iterations."""
