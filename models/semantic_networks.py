@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from util.util import UsageError
 from .stylegan2 import (Blur, ConvLayer, EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm,
-                        ResBlock, Upsample, channel_table, fused_leaky_relu, global_batch)
+                        ResBlock, Upsample, channel_table, fused_leaky_relu, minibatch_stddev)
 from .stylegan2_model import rank_rows
 
 # The classes of the released CelebAMask-HQ models (13 merged labels); 10 and 12 are see-through parts.
@@ -370,15 +370,6 @@ class SemanticGenerator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- discriminator
-def minibatch_stddev(x, group_size=4):
-    """StyleGAN2's minibatch standard deviation channel, with the largest group <= group_size dividing B."""
-    b, c, h, w = x.shape
-    full, rows = global_batch(x)  # under data parallelism the groups span the global batch
-    group = next(g for g in range(min(len(full), group_size), 0, -1) if len(full) % g == 0)
-    std = torch.sqrt(full.view(group, -1, c, h, w).var(0, unbiased=False) + 1e-8).mean([1, 2, 3])
-    return torch.cat([x, std.view(-1, 1, 1, 1).repeat(group, 1, h, w)[rows]], 1)
-
-
 def _tower(in_dim, size, channels, blur_kernel):
     convs = [ConvLayer(in_dim, channels[size], 1)]
     for i in range(int(math.log2(size)), 2, -1):

@@ -384,7 +384,6 @@ class Discriminator(nn.Module):
             convs.append(ResBlock(in_channel, channels[2 ** (i - 1)], blur_kernel))
             in_channel = channels[2 ** (i - 1)]
         self.convs = nn.Sequential(*convs)
-        self.stddev_group, self.stddev_feat = 4, 1
         self.final_conv = ConvLayer(in_channel + 1, channels[4], 3)
         self.final_linear = nn.Sequential(
             EqualLinear(channels[4] * 4 * 4, channels[4], activation='fused_lrelu'),
@@ -394,16 +393,19 @@ class Discriminator(nn.Module):
         return dict(size=self.size, channel_multiplier=self.channel_multiplier, channel_max=self.channel_max)
 
     def forward(self, x):
-        out = self.convs(x)
-        b, c, h, w = out.shape
-        # the reference requires B % min(B, 4) == 0; the largest group size <= 4 dividing B keeps its
-        # result where it works and accepts any batch
-        full, rows = global_batch(out)
-        group = next(g for g in range(min(len(full), self.stddev_group), 0, -1) if len(full) % g == 0)
-        std = full.view(group, -1, self.stddev_feat, c // self.stddev_feat, h, w)
-        std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
-        out = torch.cat([out, std.repeat(group, 1, h, w)[rows]], 1)
-        return self.final_linear(self.final_conv(out).view(b, -1))
+        out = self.final_conv(minibatch_stddev(self.convs(x)))
+        return self.final_linear(out.view(len(out), -1))
+
+
+def minibatch_stddev(x, group_size=4):
+    """StyleGAN2's minibatch standard deviation channel (one feature group, as the reference's D). The reference
+    requires B % min(B, 4) == 0; the largest group <= group_size dividing B keeps its result where it works and
+    accepts any batch. Under data parallelism the groups span the global batch."""
+    b, c, h, w = x.shape
+    full, rows = global_batch(x)
+    group = next(g for g in range(min(len(full), group_size), 0, -1) if len(full) % g == 0)
+    std = torch.sqrt(full.view(group, -1, c, h, w).var(0, unbiased=False) + 1e-8).mean([1, 2, 3])
+    return torch.cat([x, std.view(-1, 1, 1, 1).repeat(group, 1, h, w)[rows]], 1)
 
 
 def global_batch(x):
