@@ -31,6 +31,20 @@ def no_host_sync():
         torch.cuda.set_sync_debug_mode('default')
 
 
+def steps_do_not_sync(model, batch, warm, guarded):
+    """`warm` steps (optimizer state, cuDNN algorithms, compiled shapes), then `guarded` ones that must never make
+    the host wait for the GPU; `batch` None: the model draws its own inputs."""
+    def step():
+        if batch is not None:
+            model.set_input(batch)
+        model.optimize_parameters()
+    for _ in range(warm):
+        step()
+    with no_host_sync():
+        for _ in range(guarded):
+            step()
+
+
 def build(tmp_path, args):
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(['--name', 'gpu', '--checkpoints_dir', str(tmp_path), '--device', 'cuda',
@@ -49,40 +63,23 @@ def test_translation_steps_do_not_sync(tmp_path, model_args):
                              '--amp', '--channels_last', '--fast_layers'])
     batch = {'A': torch.rand(2, 3, 128, 128, device='cuda') * 2 - 1, 'B': torch.rand(2, 3, 128, 128, device='cuda'),
              'A_paths': ['a', 'b'], 'B_paths': ['a', 'b']}
-    for _ in range(2):  # first steps create optimizer state and pick cuDNN algorithms
-        model.set_input(batch)
-        model.optimize_parameters()
-    with no_host_sync():
-        for _ in range(3):
-            model.set_input(batch)
-            model.optimize_parameters()
+    steps_do_not_sync(model, batch, warm=2, guarded=3)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in model.get_current_losses().values())
 
 
 def test_singan_steps_do_not_sync(tmp_path):
-    model = build(tmp_path, ['--model', 'singan', '--nfc', '16', '--min_nfc', '16', '--min_size', '20', '--amp'])
+    model = build(tmp_path, ['--model', 'singan', '--nfc', '16', '--min_nfc', '16', '--min_size', '20', '--amp',
+                             '--niter', '2'])
     model.init_training(torch.rand(1, 3, 48, 64, device='cuda') * 2 - 1)
-    model.start_scale(0)
-    model.pyramid.add(model.netG, model.amp, model.z_opt)
-    model.scale_nfc = [(model.nfc, model.min_nfc)]
-    model.prev_states = {'G': model.netG.state_dict(), 'D': model.netD.state_dict()}
+    model.train_scale(0)
     model.start_scale(1)  # one host read here (the noise amplitude), then none per iteration
-    model.optimize_parameters()
-    with no_host_sync():
-        for _ in range(3):
-            model.optimize_parameters()
+    steps_do_not_sync(model, None, warm=1, guarded=3)
 
 
 def test_stylegan2_steps_do_not_sync(tmp_path):
     """17 steps: the lazy R1 (every 16) and path-length (every 4) steps included."""
     model = build(tmp_path, ['--model', 'stylegan2', '--size', '32', '--channel_max', '64', '--batch', '4', '--amp'])
-    x = {'A': torch.rand(4, 3, 32, 32, device='cuda') * 2 - 1}
-    model.set_input(x)
-    model.optimize_parameters()
-    with no_host_sync():
-        for _ in range(17):
-            model.set_input(x)
-            model.optimize_parameters()
+    steps_do_not_sync(model, {'A': torch.rand(4, 3, 32, 32, device='cuda') * 2 - 1}, warm=1, guarded=17)
 
 
 @pytest.mark.parametrize('model', ['pix2pix', 'cycle_gan'])
