@@ -28,10 +28,11 @@ from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
-from .stylegan2_model import (LoopControl, adam_for_lazy_reg, add_generate_options, add_network_options,
-                              build_discriminator, build_generator, diff_augment, generate_samples, image_grid,
-                              latest_file, layer_noise, mixing_noise, parse_policy, r1_penalty, rank_rows,
-                              rng_untouched, sync_ranks)
+from .gan_training import (adam_for_lazy_reg, diff_augment, layer_noise, mixing_noise, parse_policy, r1_penalty,
+                           rank_rows, rng_untouched, sync_ranks)
+from .stylegan2_io import (add_generate_options, add_network_options, build_discriminator, build_generator,
+                           generate_samples, image_grid, latest_file)
+from .stylegan2_model import LoopControl
 
 GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
 

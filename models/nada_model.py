@@ -31,9 +31,10 @@ from data.image_folder import make_dataset
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
-from .stylegan2_model import (CKPT_RE, LoopControl, add_generate_options, add_network_options, adam_for_lazy_reg,
-                              build_generator, check_sample_counts, image_grid, latest_file, layer_noise,
-                              mixing_noise, sync_ranks, write_sample_page)
+from .gan_training import adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
+from .stylegan2_io import (CKPT_RE, add_generate_options, add_network_options, build_generator, check_sample_counts,
+                           image_grid, latest_file, write_sample_page)
+from .stylegan2_model import LoopControl
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (

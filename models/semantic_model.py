@@ -32,10 +32,11 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_image, ten
 from .base_model import BaseModel, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .stylegan2_model import (CKPT_RE, accumulate, add_network_options, check_sample_counts, d_logistic_loss,
-                              g_nonsaturating_loss, image_grid, init_gan_training, latest_file, layer_noise,
-                              mixing_noise, path_length_step, restore_loop_state, run_iterations, save_iteration,
-                              sync_ranks)
+from .gan_training import (accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training, layer_noise,
+                           mixing_noise, path_length_step, sync_ranks)
+from .stylegan2_io import (CKPT_RE, add_network_options, check_sample_counts, image_grid, latest_file,
+                           restore_loop_state, save_iteration)
+from .stylegan2_model import run_iterations
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from util.util import UsageError
 from .stylegan2 import (Blur, ConvLayer, EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm,
                         ResBlock, Upsample, channel_table, fused_leaky_relu, minibatch_stddev)
-from .stylegan2_model import rank_rows
+from .gan_training import rank_rows
 
 # The classes of the released CelebAMask-HQ models (13 merged labels); 10 and 12 are see-through parts.
 CELEBA_CLASSES = ('background', 'face', 'eyes', 'brows', 'mouth', 'nose', 'ears', 'hair', 'neck', 'cloth',

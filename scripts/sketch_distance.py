@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.base_dataset import load_image, to_tensor  # noqa: E402
 from data.image_folder import make_dataset  # noqa: E402
 from models.photosketch import EdgeSketch  # noqa: E402
-from models.stylegan2_model import build_generator  # noqa: E402
+from models.stylegan2_io import build_generator  # noqa: E402
 from util.util import run_cli  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from models import clip as C
 from models import create_model
 from models import stylegan2 as sg
 from models.nada_model import TEMPLATES
-from models.stylegan2_model import build_generator
+from models.stylegan2_io import build_generator
 from options.train_options import TrainOptions
 from util.util import UsageError, load_checkpoint, save_checkpoint, tensor2im
 from util.visualizer import Visualizer

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from scipy.signal import convolve2d
 
 from models import stylegan2 as sg
-from models.stylegan2_model import diff_augment, parse_policy, path_length_penalty, r1_penalty
+from models.gan_training import diff_augment, parse_policy, path_length_penalty, r1_penalty
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from helpers import load_entry, make_folder
 

@@ -1,0 +1,210 @@
+"""StyleGAN2-family files and pages: network-shape and sampling options, reading generators and discriminators
+from any of the supported checkpoint layouts (rosinality / NADA / SemanticStyleGAN / GAN Sketching / ours),
+the rosinality NNNNNN.pt save and resume, and sample grids and pages."""
+import argparse
+import glob
+import os
+import re
+
+import numpy as np
+import torch
+from dominate import document, tags
+
+from data import DataStream
+from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
+from .base_model import set_rng_state
+from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
+
+CKPT_RE = re.compile(r'^(\d+)\.pt$')
+
+
+# ----------------------------------------------------------------------------------------- options
+def add_network_options(parser, train_defaults):
+    """Generator/discriminator shape. Without `train_defaults` they default to None: read from the checkpoint."""
+    d = (lambda v: v) if train_defaults else (lambda v: None)
+    g = parser.add_argument
+    g('--size', type=int, default=d(256), help='image size (power of 2); default: from the checkpoint')
+    g('--z_dim', type=int, default=d(512), help='dimension of z and w; default: from the checkpoint')
+    g('--n_mlp', type=int, default=d(8), help='layers of the mapping network; default: from the checkpoint')
+    g('--channel_multiplier', type=int, default=d(2), help='StyleGAN2 channel multiplier (2 = config-f)')
+    g('--channel_max', type=int, default=d(512), help='cap on feature channels (512: the reference)')
+    g('--lr_mlp', type=float, default=0.01, help='learning-rate multiplier of the mapping network')
+    return parser
+
+
+def add_generate_options(parser, truncation, gansketch_inputs=True):
+    """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
+    `gansketch_inputs` (--fixed_z, --w_shift)."""
+    g = parser.add_argument
+    g('--ckpt', type=str, default=None, help='generator file: a plain G state dict (GAN Sketching) or a checkpoint '
+      'with g_ema (rosinality, NADA, ours); default: the latest of checkpoints/<name>')
+    g('--save_dir', type=str, default=None, help='output folder (default: results_dir/<name>)')
+    g('--samples', type=int, default=50, help='number of random latents to generate (ignored with a latents file)')
+    g('--truncation', type=float, default=truncation, help='truncation psi (1 = none)')
+    g('--truncation_mean', type=int, default=4096, help='z samples averaged for the truncation centre')
+    if gansketch_inputs:
+        g('--fixed_z', type=str, default=None, help='a torch-saved (N, z_dim) tensor of input noises')
+        g('--w_shift', type=str, default=None, help='a .npy w-space shift added to z and to the truncation centre')
+    parser.set_defaults(batch_size=50)
+    return parser
+
+
+def generator_kwargs(opt):
+    return dict(size=opt.size, style_dim=opt.z_dim, n_mlp=opt.n_mlp, channel_multiplier=opt.channel_multiplier,
+                lr_mlp=opt.lr_mlp, channel_max=opt.channel_max)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _strip(state):
+    return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def read_network_state(path, keys, what):
+    """The state dict of a network inside `path`: the file itself when it is a plain state dict, or the
+    first of `keys` (e.g. g_ema, g) of a training checkpoint (rosinality / NADA / SemanticStyleGAN / ours)."""
+    obj = load_checkpoint(path, map_location='cpu', safe_globals=(argparse.Namespace,))
+    if isinstance(obj, dict):
+        for key in keys:
+            if isinstance(obj.get(key), dict):
+                return _strip(obj[key])
+        if obj and all(torch.is_tensor(v) for v in obj.values()):
+            return _strip(obj)
+    raise UsageError(f'{path} holds no StyleGAN2 {what}: expected a plain state dict or a checkpoint with '
+                     f'{" / ".join(keys)}')
+
+
+def build_generator(path, opt, w_shift=False):
+    """A Generator shaped like the weights in `path` (options left unset are read from them), loaded."""
+    state = read_network_state(path, ('g_ema', 'g'), 'generator')
+    cfg = generator_config(state, path)
+    pick = lambda name, key: getattr(opt, name, None) or cfg[key]  # noqa: E731
+    net = Generator(pick('size', 'size'), pick('z_dim', 'style_dim'), pick('n_mlp', 'n_mlp'),
+                    pick('channel_multiplier', 'channel_multiplier'), lr_mlp=opt.lr_mlp,
+                    channel_max=pick('channel_max', 'channel_max'), w_shift=w_shift or cfg['w_shift'])
+    missing, _ = load_state_checked(net, state, path, strict=False)
+    if [k for k in missing if not k.endswith('w_shift')]:
+        raise UsageError(f'{path} lacks generator weights {missing[:3]}; it is not a complete StyleGAN2 generator')
+    return net
+
+
+def build_discriminator(path, size, opt):
+    state = read_network_state(path, ('d',), 'discriminator')
+    cfg = discriminator_config(state, path)
+    net = Discriminator(size, opt.channel_multiplier or cfg['channel_multiplier'],
+                        channel_max=opt.channel_max or cfg['channel_max'])
+    load_state_checked(net, state, path)
+    return net
+
+
+def latest_file(folder, pattern):
+    """(iteration, path) of the file in `folder` whose name matches `pattern` (one int group) with the
+    highest number, or (None, None)."""
+    best = (None, None)
+    for p in glob.glob(os.path.join(folder, '*')):
+        m = re.fullmatch(pattern, os.path.basename(p))
+        if m and (best[0] is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), p)
+    return best
+
+
+# ----------------------------------------------------------------------------------------- sampling
+def image_grid(images, nrow=8):
+    """(N, C, H, W) -> (1, C, rows·H, nrow·W), the way visuals are shown."""
+    n, c, h, w = images.shape
+    nrow = min(nrow, n)
+    rows = -(-n // nrow)
+    pad = images.new_full((rows * nrow - n, c, h, w), -1.0)
+    grid = torch.cat([images, pad]).view(rows, nrow, c, h, w).permute(2, 0, 3, 1, 4)
+    return grid.reshape(1, c, rows * h, nrow * w)
+
+
+def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
+    """save_dir/index.html: the images `names` (files in save_dir) in rows of `ncols`, under an optional
+    `header` row of column titles."""
+    doc = document(title=title)
+    with doc:
+        tags.h3(title)
+        with tags.table(border=1, style='table-layout: fixed;'):
+            if header:
+                tags.tr([tags.th(h) for h in header])
+            for r in range(0, len(names), ncols):
+                with tags.tr():
+                    for name in names[r:r + ncols]:
+                        with tags.td(halign='center', valign='top'):
+                            tags.a(tags.img(src=name, style=f'width:{width}px'), href=name)
+                            tags.p(name)
+    html = doc.render().encode('utf-8')
+    atomic_write(os.path.join(save_dir, 'index.html'), lambda f: f.write(html))
+
+
+@torch.no_grad()
+def check_sample_counts(opt):
+    if opt.samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
+        raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+
+
+def generate_samples(opt, ckpt, title):
+    """GAN Sketching's generate.py: `--samples` images (or one per row of --fixed_z) from the generator in
+    `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
+    check_sample_counts(opt)
+    device = opt.device
+    net = build_generator(ckpt, opt).to(device).eval()
+    save_dir = opt.save_dir or os.path.join(opt.results_dir, opt.name)
+    mkdirs(save_dir)
+    if opt.seed is not None:
+        torch.manual_seed(opt.seed)
+    mean = net.mean_latent(opt.truncation_mean) if opt.truncation < 1 else None
+    shift = 0.0
+    if opt.w_shift:
+        try:
+            shift = torch.from_numpy(np.load(opt.w_shift)).float().to(device).view(1, -1)
+        except (OSError, ValueError) as e:
+            raise UsageError(f'cannot read --w_shift {opt.w_shift} ({e}); pass a .npy file holding a w vector') from e
+        if shift.shape[1] != net.style_dim:
+            raise UsageError(f'--w_shift {opt.w_shift} has {shift.shape[1]} values; the generator\'s w has '
+                             f'{net.style_dim}')
+        mean = mean + shift if mean is not None else None
+    if opt.fixed_z:
+        z_all = load_checkpoint(opt.fixed_z, map_location='cpu')
+        if not torch.is_tensor(z_all) or z_all.ndim != 2 or z_all.shape[1] != net.style_dim:
+            raise UsageError(f'--fixed_z {opt.fixed_z} must hold an (N, {net.style_dim}) tensor')
+    else:
+        z_all = torch.randn(opt.samples, net.style_dim)
+    names = []
+    for start in range(0, len(z_all), opt.batch_size):
+        z = z_all[start:start + opt.batch_size].to(device) + shift
+        images, _ = net([z], truncation=opt.truncation, truncation_latent=mean)
+        for img in images:
+            names.append(f'{len(names):06d}.png')
+            save_image(tensor2im(img[None]), os.path.join(save_dir, names[-1]))
+    write_sample_page(save_dir, names, f'{title}: {len(names)} samples, truncation {opt.truncation:g}')
+    if opt.is_main:
+        print(f'wrote {len(names)} samples to {save_dir} (index.html)')
+    return save_dir
+
+
+def save_iteration(model):
+    """Rank 0 writes model.checkpoint() to NNNNNN.pt (the iteration), atomically."""
+    if not model.opt.is_main:
+        return
+    path = os.path.join(model.save_dir, f'{model.iteration:06d}.pt')
+    save_checkpoint(model.checkpoint(), path)
+    print(f'saved {path}')
+
+
+def restore_loop_state(model, ckpt, path):
+    """What a rosinality-layout checkpoint holds beyond the weights: optimizers, the iteration (from the file
+    name when absent, as in the reference's files), the path-length mean, RNGs and our data position."""
+    for optim, key in ((model.optimizer_G, 'g_optim'), (model.optimizer_D, 'd_optim')):
+        if key in ckpt:
+            optim.load_state_dict(ckpt[key])
+    m = CKPT_RE.match(os.path.basename(path))
+    model.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
+    model.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
+    if 'rng' in ckpt:
+        set_rng_state(ckpt['rng'])
+    model.data_state = DataStream.saved_state(ckpt)
+    if model.opt.is_main:
+        print(f'resuming from {path} at iteration {model.iteration}')
+
+
