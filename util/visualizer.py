@@ -5,9 +5,9 @@ import os
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from util import html
+from util.progress import write
 from util.util import atomic_write, mkdirs, save_image, tensor2im
 
 PLOT_OVERHEAD = 0.05  # drawing loss.png takes 0.1-1 s: plot calls redraw it only while that stays under 5%
@@ -107,7 +107,7 @@ class Visualizer:
         try:
             fn(getattr(self, service))
         except Exception as e:
-            tqdm.write(f'{"visdom display" if service == "vis" else "wandb logging"} off: '
+            write(f'{"visdom display" if service == "vis" else "wandb logging"} off: '
                   f'lost the connection ({type(e).__name__}); training continues')
             setattr(self, service, None)
 
@@ -219,6 +219,6 @@ class Visualizer:
             return
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
         message += ' '.join(f'{k}: {float(v):.3f}' for k, v in losses.items())
-        tqdm.write(message)  # keeps a running progress bar intact
+        write(message)  # a running terminal bar stays intact; elsewhere a plain flushed line
         with open(self.log_name, 'a') as f:  # one append per line: a crash loses at most that line
             f.write(message + '\n')
