@@ -1,5 +1,6 @@
-"""util/progress.py."""
+"""util/progress.py and the loss plot's units, labels and final flush (util/visualizer.py)."""
 import io
+import json
 import re
 
 import pytest
@@ -75,3 +76,34 @@ def test_disabled_rank_is_silent(capsys):
 def test_print_current_losses_is_a_plain_line_off_a_terminal(tmp_path, capsys):
     Visualizer(make_opt(tmp_path)).print_current_losses(1, 4, {'G': 1.0}, 0.1, 0.0)
     assert capsys.readouterr().out == '(epoch: 1, iters: 4, time: 0.100, data: 0.000) G: 1.000\n'
+
+
+# ---------------------------------------------------------------- loss plot
+
+def test_every_point_is_plotted_after_flush_with_labelled_axes(tmp_path):
+    vis = Visualizer(make_opt(tmp_path), x_label='iteration')
+    png = tmp_path / 'exp' / 'web' / 'images' / 'loss.png'
+    vis.plot_current_losses(100, {'G': 1.0, 'D': 0.5})
+    first = png.read_bytes()
+    for i in range(2, 6):
+        vis.plot_current_losses(100 * i, {'G': 1.0 / i, 'D': 0.5})
+    assert png.read_bytes() == first  # throttled: the last points are not drawn yet
+    vis.flush()
+    assert png.read_bytes() != first and not vis.plot_stale
+    history = json.loads((tmp_path / 'exp' / 'loss_history.json').read_text())
+    assert [h[0] for h in history] == [100, 200, 300, 400, 500]
+    drawn = vis._figure()
+    assert drawn.axes[0].lines[0].get_xdata().tolist() == [100, 200, 300, 400, 500]
+    assert drawn._supxlabel.get_text() == 'iteration' and drawn._supylabel.get_text() == 'loss'
+    assert drawn._suptitle.get_text() == 'exp: losses by iteration'
+    mtime = png.stat().st_mtime_ns
+    vis.close()  # nothing new: no redraw
+    assert png.stat().st_mtime_ns == mtime
+
+
+def test_epoch_label_by_default_and_flush_without_html(tmp_path):
+    vis = Visualizer(make_opt(tmp_path))
+    vis.plot_current_losses(0.5, {'G': 1.0})
+    assert vis._figure()._supxlabel.get_text() == 'epoch'
+    Visualizer(make_opt(tmp_path, no_html=True)).flush()  # nothing to draw into: no error, no page
+    Visualizer(make_opt(tmp_path, is_main=False)).close()
