@@ -94,8 +94,8 @@ def test_every_point_is_plotted_after_flush_with_labelled_axes(tmp_path):
     assert [h[0] for h in history] == [100, 200, 300, 400, 500]
     drawn = vis._figure()
     assert drawn.axes[0].lines[0].get_xdata().tolist() == [100, 200, 300, 400, 500]
-    assert drawn._supxlabel.get_text() == 'iteration' and drawn._supylabel.get_text() == 'loss'
-    assert drawn._suptitle.get_text() == 'exp: losses by iteration'
+    assert drawn.get_supxlabel() == 'iteration' and drawn.get_supylabel() == 'loss'
+    assert drawn.get_suptitle() == 'exp: losses by iteration'
     mtime = png.stat().st_mtime_ns
     vis.close()  # nothing new: no redraw
     assert png.stat().st_mtime_ns == mtime
@@ -104,6 +104,6 @@ def test_every_point_is_plotted_after_flush_with_labelled_axes(tmp_path):
 def test_epoch_label_by_default_and_flush_without_html(tmp_path):
     vis = Visualizer(make_opt(tmp_path))
     vis.plot_current_losses(0.5, {'G': 1.0})
-    assert vis._figure()._supxlabel.get_text() == 'epoch'
+    assert vis._figure().get_supxlabel() == 'epoch'
     Visualizer(make_opt(tmp_path, no_html=True)).flush()  # nothing to draw into: no error, no page
     Visualizer(make_opt(tmp_path, is_main=False)).close()
