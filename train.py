@@ -68,7 +68,7 @@ def main(args=None):
     dataset = create_dataset(opt) if opt.dataset_mode else None  # e.g. nada samples its own latents
     model = create_model(opt)
     counters = model.setup(opt)
-    visualizer = Visualizer(opt)
+    visualizer = Visualizer(opt, 'scale' if opt.model == 'singan' else 'iteration' if model.own_loop else 'epoch')
     if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
     if model.own_loop:
@@ -129,7 +129,7 @@ def train_epochs(opt, dataset, model, visualizer, counters, stop):
                 losses = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / bs
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
-                visualizer.plot_current_losses(epoch, epoch_iter / max(1, len(dataset)), losses)
+                visualizer.plot_current_losses(epoch - 1 + epoch_iter / max(1, len(dataset)), losses)
             if crossed(total_iters, bs * opt.world_size, opt.save_latest_freq):
                 check_nonfinite(model, opt, save, epoch, epoch_iter)
                 which = f'iter_{total_iters}' if opt.save_by_iter else 'latest'

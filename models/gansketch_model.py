@@ -367,7 +367,7 @@ class GANSketchModel(BaseModel):
                     control.check_finite(losses, f'at iteration {it}')
                     n = self.real_sketch.shape[0]
                     visualizer.print_current_losses(0, it, losses, (time.time() - t1) / n, (t1 - t0) / n)
-                    visualizer.plot_current_losses(0, it, losses)
+                    visualizer.plot_current_losses(it, losses)
                 if it % o.display_freq == 0:
                     with rng_untouched(self.device):
                         self.compute_visuals(sample_z)

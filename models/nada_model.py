@@ -412,7 +412,7 @@ class NADAModel(BaseModel):
                     losses = self.get_current_losses()
                     control.check_finite(losses, f'at iteration {i}')
                     visualizer.print_current_losses(0, self.iteration, losses, (time.time() - t0) / o.batch_size, 0.0)
-                    visualizer.plot_current_losses(0, self.iteration, losses)
+                    visualizer.plot_current_losses(self.iteration, losses)
                 if i % o.output_interval == 0 or last:
                     self.compute_visuals()
                     visualizer.display_current_results(self.get_current_visuals(), i, True)

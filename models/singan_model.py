@@ -399,7 +399,7 @@ class SinGANModel(BaseModel):
                 t_last, it_last = now, it
                 if visualizer is not None:
                     visualizer.print_current_losses(n, it, losses, step_s, 0.0)
-                    visualizer.plot_current_losses(n, it / c['niter'], losses)
+                    visualizer.plot_current_losses(n + it / c['niter'], losses)
                 elif self.opt.is_main:
                     print(f'scale {n} [{it}/{c["niter"]}] ' + ' '.join(f'{k}: {v:.3f}' for k, v in losses.items()))
             if stop is not None and it < c['niter'] and stop.requested():

@@ -216,7 +216,7 @@ def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
                 losses = model.get_current_losses()
                 control.check_finite(losses, f'by iteration {i}')
                 visualizer.print_current_losses(0, i, losses, (time.time() - t1) / n, (t1 - t0) / n)
-                visualizer.plot_current_losses(0, i, losses)
+                visualizer.plot_current_losses(i, losses)
             if i % o.display_freq == 0 or i == total:
                 with rng_untouched(model.device):
                     model.compute_visuals(sample_z)

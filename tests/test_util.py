@@ -90,8 +90,8 @@ def test_web_page_images_and_loss_plot(tmp_path):
     vis = Visualizer(make_opt(tmp_path))
     web = tmp_path / 'exp' / 'web'
     vis.reset()
-    vis.plot_current_losses(1, 0.5, {'G': 1.0, 'D': 0.5})
-    vis.plot_current_losses(1, 1.0, {'G': 0.8, 'D': 0.6})
+    vis.plot_current_losses(0.5, {'G': 1.0, 'D': 0.5})
+    vis.plot_current_losses(1.0, {'G': 0.8, 'D': 0.6})
     vis.display_current_results(visuals(), 1, save_result=False)
     img_dir = web / 'images'
     for label in ('real_A', 'fake_B', 'gray'):
@@ -117,9 +117,9 @@ def test_web_page_images_and_loss_plot(tmp_path):
 def test_loss_plot_redraw_is_throttled(tmp_path):
     vis = Visualizer(make_opt(tmp_path))
     png = tmp_path / 'exp' / 'web' / 'images' / 'loss.png'
-    vis.plot_current_losses(1, 0.5, {'G': 1.0, 'D': 0.5})
+    vis.plot_current_losses(0.5, {'G': 1.0, 'D': 0.5})
     first = png.read_bytes()
-    vis.plot_current_losses(1, 1.0, {'G': 3.0, 'D': 0.1})
+    vis.plot_current_losses(1.0, {'G': 3.0, 'D': 0.1})
     assert png.read_bytes() == first  # redrawn only while that costs < 5% of the time
     vis.display_current_results(visuals(), 1, False)
     assert png.read_bytes() != first  # the page never shows a stale plot
@@ -132,23 +132,23 @@ def test_loss_plot_redraw_is_throttled(tmp_path):
 def test_loss_history_survives_resume(tmp_path):
     vis = Visualizer(make_opt(tmp_path))
     for x in (0.25, 0.5, 1.0):
-        vis.plot_current_losses(1, x, {'G': x, 'D': 1 - x})
+        vis.plot_current_losses(x, {'G': x, 'D': 1 - x})
     hist_file = tmp_path / 'exp' / 'loss_history.json'
-    assert [h[0] for h in json.loads(hist_file.read_text())] == [1.25, 1.5, 2.0]
+    assert [h[0] for h in json.loads(hist_file.read_text())] == [0.25, 0.5, 1.0]
 
     resumed = Visualizer(make_opt(tmp_path, continue_train=True))
-    assert [h[0] for h in resumed.history] == [1.25, 1.5, 2.0]
-    resumed.plot_current_losses(2, 0.5, {'G': 0.1, 'D': 0.9})
+    assert [h[0] for h in resumed.history] == [0.25, 0.5, 1.0]
+    resumed.plot_current_losses(1.5, {'G': 0.1, 'D': 0.9})
     saved = json.loads(hist_file.read_text())
-    assert [h[0] for h in saved] == [1.25, 1.5, 2.0, 2.5] and saved[-1][1] == {'G': 0.1, 'D': 0.9}
+    assert [h[0] for h in saved] == [0.25, 0.5, 1.0, 1.5] and saved[-1][1] == {'G': 0.1, 'D': 0.9}
 
     # resuming from an earlier checkpoint rewrites the curve from there on
     again = Visualizer(make_opt(tmp_path, continue_train=True))
-    again.plot_current_losses(1, 0.75, {'G': 0.3})
-    assert [h[0] for h in json.loads(hist_file.read_text())] == [1.25, 1.5, 1.75]
+    again.plot_current_losses(0.75, {'G': 0.3})
+    assert [h[0] for h in json.loads(hist_file.read_text())] == [0.25, 0.5, 0.75]
 
     fresh = Visualizer(make_opt(tmp_path))  # a new run (no --continue_train) starts a new curve
-    fresh.plot_current_losses(1, 0.1, {'G': 2.0})
+    fresh.plot_current_losses(0.1, {'G': 2.0})
     assert len(json.loads(hist_file.read_text())) == 1
 
     hist_file.write_text('{broken')
@@ -158,12 +158,12 @@ def test_loss_history_survives_resume(tmp_path):
 def test_only_main_rank_writes_and_no_html(tmp_path, capsys):
     vis = Visualizer(make_opt(tmp_path, is_main=False))
     vis.print_current_losses(1, 1, {'G': 1.0}, 0.1, 0.1)
-    vis.plot_current_losses(1, 0.5, {'G': 1.0})
+    vis.plot_current_losses(0.5, {'G': 1.0})
     vis.display_current_results(visuals(), 1, True)
     assert not (tmp_path / 'exp').exists() and capsys.readouterr().out == ''
 
     vis = Visualizer(make_opt(tmp_path, no_html=True))
-    vis.plot_current_losses(1, 0.5, {'G': 1.0})
+    vis.plot_current_losses(0.5, {'G': 1.0})
     vis.display_current_results(visuals(), 1, True)
     assert not (tmp_path / 'exp' / 'web').exists()
     assert (tmp_path / 'exp' / 'loss_history.json').is_file()
@@ -173,8 +173,8 @@ def run_with_visdom(tmp_path, capsys, monkeypatch, module):
     monkeypatch.setitem(sys.modules, 'visdom', module)
     vis = Visualizer(make_opt(tmp_path, display_id=1))
     vis.display_current_results(visuals(), 1, False)
-    vis.plot_current_losses(1, 0.5, {'G': 1.0})
-    vis.plot_current_losses(1, 0.7, {'G': 0.9})
+    vis.plot_current_losses(0.5, {'G': 1.0})
+    vis.plot_current_losses(0.7, {'G': 0.9})
     assert (tmp_path / 'exp' / 'web' / 'images' / 'epoch001_real_A.png').is_file()  # html unaffected
     return vis, capsys.readouterr().out.splitlines()
 
@@ -247,7 +247,7 @@ def test_wandb_logs_losses_and_images(tmp_path, capsys, monkeypatch):
     module, logged = fake_wandb()
     monkeypatch.setitem(sys.modules, 'wandb', module)
     vis = Visualizer(make_opt(tmp_path, use_wandb=True, device=torch.device('cpu')))
-    vis.plot_current_losses(2, 0.5, {'G': torch.tensor(0.25)})
+    vis.plot_current_losses(2.5, {'G': torch.tensor(0.25)})
     vis.display_current_results(visuals(), 2, False)
     assert capsys.readouterr().out == ''
     assert logged[0] == ('init', 'proj', 'exp', str(tmp_path), 'cpu')
@@ -260,7 +260,7 @@ def test_wandb_logs_losses_and_images(tmp_path, capsys, monkeypatch):
 def test_wandb_unavailable_prints_one_line(tmp_path, capsys, monkeypatch, module):
     monkeypatch.setitem(sys.modules, 'wandb', module)
     vis = Visualizer(make_opt(tmp_path, use_wandb=True))
-    vis.plot_current_losses(1, 0.5, {'G': 1.0})
+    vis.plot_current_losses(0.5, {'G': 1.0})
     vis.display_current_results(visuals(), 1, False)
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith('wandb logging off:') and 'drop --use_wandb' in out[0]

@@ -5,9 +5,9 @@ import os
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from util import html
+from util.progress import write
 from util.util import atomic_write, mkdirs, save_image, tensor2im
 
 PLOT_OVERHEAD = 0.05  # drawing loss.png takes 0.1-1 s: plot calls redraw it only while that stays under 5%
@@ -34,10 +34,11 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
 
 class Visualizer:
     """Only rank 0 (opt.is_main) writes or prints anything, so DDP runs produce one log and one page.
-    visdom and wandb are optional: when either is unavailable, one line says so and training goes on."""
+    visdom and wandb are optional: when either is unavailable, one line says so and training goes on.
+    `x_label` names the unit of the loss plot's x axis ('epoch', 'iteration', 'scale'): models count differently."""
 
-    def __init__(self, opt):
-        self.opt = opt
+    def __init__(self, opt, x_label='epoch'):
+        self.opt, self.x_label = opt, x_label
         self.is_main = opt.is_main
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.web_dir = os.path.join(self.save_dir, 'web')
@@ -46,7 +47,7 @@ class Visualizer:
         self.history_path = os.path.join(self.save_dir, 'loss_history.json')
         self.use_html = self.is_main and opt.isTrain and not opt.no_html
         self.saved = False
-        self.history = []  # [x, {loss name: value}] with x = epoch + fraction of the epoch done
+        self.history = []  # [x, {loss name: value}], x in x_label units
         if opt.isTrain and opt.continue_train and os.path.isfile(self.history_path):
             try:
                 with open(self.history_path) as f:
@@ -107,7 +108,7 @@ class Visualizer:
         try:
             fn(getattr(self, service))
         except Exception as e:
-            tqdm.write(f'{"visdom display" if service == "vis" else "wandb logging"} off: '
+            write(f'{"visdom display" if service == "vis" else "wandb logging"} off: '
                   f'lost the connection ({type(e).__name__}); training continues')
             setattr(self, service, None)
 
@@ -157,12 +158,13 @@ class Visualizer:
                 page.add_images(ims, [label for _, label in shown], ims, width=self.opt.display_winsize)
         page.save()
 
-    def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Record losses at x = epoch + counter_ratio, save the history (it survives --continue_train),
-        redraw web/images/loss.png and update visdom/wandb."""
+    def plot_current_losses(self, x, losses):
+        """Record losses at x (in x_label units, e.g. epoch - 1 + fraction done), save the history (it survives
+        --continue_train), redraw web/images/loss.png while that is cheap (flush() draws the rest) and update
+        visdom/wandb."""
         if not self.is_main:
             return
-        x = epoch + counter_ratio
+        x = float(x)
         losses = {k: float(v) for k, v in losses.items()}
         # a run resumed from an earlier checkpoint rewrites the curve from that point on
         self.history = [h for h in self.history if h[0] < x]
@@ -175,7 +177,15 @@ class Visualizer:
         if self.vis is not None:
             self._plot_visdom()
         if self.wandb is not None:
-            self._call('wandb', lambda w: w.log({**losses, 'epoch': x}))
+            self._call('wandb', lambda w: w.log({**losses, self.x_label: x}))
+
+    def flush(self):
+        """Draw loss.png if points came in since the last drawing, so a finished or stopped run's plot holds
+        every logged point (plot calls skip redraws that would cost more than PLOT_OVERHEAD of the time)."""
+        if self.use_html and self.plot_stale:
+            self._plot_png()
+
+    close = flush  # the loop calls one of them at the end of the run and before exiting on a stop
 
     def _curves(self):
         names = list(dict.fromkeys(k for _, losses in self.history for k in losses))
@@ -183,14 +193,20 @@ class Visualizer:
                 for k in names}
 
     def _plot_png(self):
+        start = time.time()
+        fig = self._figure()
+        atomic_write(os.path.join(self.img_dir, 'loss.png'), lambda f: fig.savefig(f, format='png'))
+        self.plotted_at, self.plot_stale = time.time(), False
+        self.plot_cost = self.plotted_at - start
+
+    def _figure(self):
         """One small panel per loss, each with its own y range (an L1 term x100 would flatten the rest)."""
         from matplotlib.figure import Figure  # not pyplot: renders with Agg, leaves the user's backend alone
-        start = time.time()
         curves = self._curves()
         ncols = min(4, len(curves))
         nrows = -(-len(curves) // ncols)
-        height = 1.9 * nrows + 0.7
-        fig = Figure(figsize=(2.6 * ncols, height), dpi=72)
+        width, height = 2.6 * ncols + 0.4, 1.9 * nrows + 1.0
+        fig = Figure(figsize=(width, height), dpi=72)
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax, (k, (xs, ys)) in zip(axes.flat, curves.items()):
             ax.plot(xs, ys, linewidth=0.8)
@@ -199,17 +215,19 @@ class Visualizer:
             ax.grid(alpha=0.3)
         for ax in axes.flat[len(curves):]:
             ax.axis('off')
-        fig.suptitle(f'{self.opt.name}: losses by epoch', fontsize=10)
-        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3 / height, top=1 - 0.6 / height, wspace=0.3, hspace=0.5)
-        atomic_write(os.path.join(self.img_dir, 'loss.png'), lambda f: fig.savefig(f, format='png'))
-        self.plotted_at, self.plot_stale = time.time(), False
-        self.plot_cost = self.plotted_at - start
+        fig.suptitle(f'{self.opt.name}: losses by {self.x_label}', fontsize=10)
+        fig.supxlabel(self.x_label, fontsize=9)
+        fig.supylabel('loss', fontsize=9)
+        fig.subplots_adjust(left=0.75 / width, right=0.98, bottom=0.6 / height, top=1 - 0.6 / height,
+                            wspace=0.3, hspace=0.5)
+        return fig
 
     def _plot_visdom(self):
         names = list(self._curves())
         xs = np.array([[h[0]] * len(names) for h in self.history])
         ys = np.array([[h[1].get(k, np.nan) for k in names] for h in self.history])
-        opts = dict(title=self.opt.name + ' loss over time', legend=names, xlabel='epoch', ylabel='loss')
+        opts = dict(title=f'{self.opt.name}: losses by {self.x_label}', legend=names, xlabel=self.x_label,
+                    ylabel='loss')
         self._call('vis', lambda vis: vis.line(X=xs, Y=ys, opts=opts, win=self.opt.display_id))
 
     def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
@@ -219,6 +237,6 @@ class Visualizer:
             return
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
         message += ' '.join(f'{k}: {float(v):.3f}' for k, v in losses.items())
-        tqdm.write(message)  # keeps a running progress bar intact
+        write(message)  # a running terminal bar stays intact; elsewhere a plain flushed line
         with open(self.log_name, 'a') as f:  # one append per line: a crash loses at most that line
             f.write(message + '\n')
