@@ -193,18 +193,33 @@ class DataStream:
 
     def __next__(self):
         while True:
-            if self._batches is None:
-                self.loader.set_epoch(self.epoch)
-                self._batches = self.loader.iterate(skip=self.pos)
-                # torch's DataLoader draws a seed from the global RNG as an epoch starts; a resumed run starts
-                # one epoch more than the unbroken one, so that draw must not move the training RNG
-                with torch.random.fork_rng(devices=[]):
-                    batch = next(self._batches, None)
-                if batch is None and self.pos == 0:
-                    raise UsageError('the training set is empty; check --dataroot')
-            else:
-                batch = next(self._batches, None)
+            batch = self._next_in_epoch()
             if batch is not None:
-                self.pos += batch_length(batch)
                 return batch
-            self._batches, self.epoch, self.pos = None, self.epoch + 1, 0
+            self._next_epoch()
+
+    def epoch_batches(self):
+        """The rest of the current pass over the data (epoch-counted training); the stream then stands at the
+        start of the next epoch."""
+        while (batch := self._next_in_epoch()) is not None:
+            yield batch
+        self._next_epoch()
+
+    def _next_epoch(self):
+        self._batches, self.epoch, self.pos = None, self.epoch + 1, 0
+
+    def _next_in_epoch(self):
+        if self._batches is None:
+            self.loader.set_epoch(self.epoch)
+            self._batches = self.loader.iterate(skip=self.pos)
+            # torch's DataLoader draws a seed from the global RNG as an epoch starts; a resumed run starts
+            # one epoch more than the unbroken one, so that draw must not move the training RNG
+            with torch.random.fork_rng(devices=[]):
+                batch = next(self._batches, None)
+            if batch is None and self.pos == 0:
+                raise UsageError('the training set is empty; check --dataroot')
+        else:
+            batch = next(self._batches, None)
+        if batch is not None:
+            self.pos += batch_length(batch)
+        return batch

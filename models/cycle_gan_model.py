@@ -4,12 +4,12 @@ import itertools
 import torch
 
 from . import networks
-from .base_model import BaseModel
+from .translation import TranslationModel
 from util.image_pool import ImagePool
 from util.util import UsageError
 
 
-class CycleGANModel(BaseModel):
+class CycleGANModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser.set_defaults(no_dropout=True)

@@ -6,6 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from util.training import Position, Stage
 from util.util import UsageError
 
 EMA_DECAY = 0.5 ** (32 / (10 * 1000))  # rosinality's g_ema accumulation
@@ -177,12 +178,6 @@ def init_gan_training(model, make_g, make_d):
         setattr(model, 'loss_' + name, torch.zeros(()))
 
 
-def rng_untouched(device):
-    """A block whose random draws (e.g. visuals) leave the training RNG as it was, so when the visuals are shown
-    (the last iteration of a run always shows them) never changes what a resumed run computes."""
-    return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
-
-
 def sync_ranks(model):
     """Install BaseModel's step hook (gradients averaged over ranks before every step, lazy-regularisation
     steps included; non-finite updates dropped). Under DDP every rank also takes rank 0's RNG states, so
@@ -197,3 +192,28 @@ def sync_ranks(model):
     model._install_step_hook()
 
 
+
+
+class IterationRun:
+    """The training-loop hooks of a run counted in iterations, in one stage (the StyleGAN2 family). The model keeps
+    `iteration` (steps done) and `data_state` (its data position) and supplies `total_iterations()` and
+    `write_checkpoint()`, which names its file by the iteration."""
+
+    count_unit, x_label = 'it', 'iteration'
+
+    def stages(self):
+        return [Stage('iterations', self.total_iterations())]
+
+    def begin_training(self, dataset):
+        return Position(0, self.iteration, self.iteration, dict(self.data_state))
+
+    def log_position(self, pos):
+        return 0, pos.count - self.interval_phase  # GAN Sketching and NADA log the index of the iteration done
+
+    def save_training(self, pos, reason):
+        """Every save_every iterations, at the end, on a stop; never twice for one iteration."""
+        if getattr(self, '_saved_at', None) == self.iteration:
+            return
+        self.data_state = pos.data
+        self.write_checkpoint()
+        self._saved_at = self.iteration

@@ -17,7 +17,6 @@ import argparse
 import copy
 import os
 import re
-import time
 from collections import OrderedDict
 
 import torch
@@ -28,11 +27,10 @@ from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
-from .gan_training import (adam_for_lazy_reg, diff_augment, layer_noise, mixing_noise, parse_policy, r1_penalty,
-                           rank_rows, rng_untouched, sync_ranks)
+from .gan_training import (IterationRun, adam_for_lazy_reg, diff_augment, layer_noise, mixing_noise, parse_policy,
+                           r1_penalty, rank_rows, sync_ranks)
 from .stylegan2_io import (add_generate_options, add_network_options, build_discriminator, build_generator,
                            generate_samples, image_grid, latest_file)
-from .stylegan2_model import LoopControl
 
 GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
 
@@ -77,8 +75,9 @@ class SketchTransform:
         return diff_augment(x, self.augment, self.shard) if augment else x
 
 
-class GANSketchModel(BaseModel):
-    own_loop = True
+class GANSketchModel(IterationRun, BaseModel):
+    checkpoint_glob = '*_net_misc.pth'
+    interval_phase = 1
     speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
     fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # StyleGAN2's G and D, where --amp measured 1.84x on CPU
 
@@ -180,6 +179,8 @@ class GANSketchModel(BaseModel):
         self.sketch_order = torch.empty(0, dtype=torch.long)  # the rest of the current sketch permutation
         self.data_state = {}  # position in --dataroot_image
         self.images = self._image_loader(size) if opt.l_image > 0 else None
+        self.save_every = opt.save_freq
+        self.sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
 
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
@@ -200,9 +201,12 @@ class GANSketchModel(BaseModel):
     def _path(self, it, name):
         return os.path.join(self.save_dir, f'{it}_net_{name}.pth')
 
-    def save(self, it):
+    def write_checkpoint(self):
+        """<it>_net_*.pth, `it` the index of the last iteration done, as the reference names them."""
         if not self.opt.is_main:
             return
+        it = self.iteration - 1
+        self.data_state = self.image_stream.state() if self.image_stream is not None else {}
         for name, sd in self.state_dicts().items():
             save_checkpoint(sd, self._path(it, name))
         args = {k: v for k, v in vars(self.opt).items() if isinstance(v, (bool, int, float, str, type(None)))}
@@ -303,15 +307,15 @@ class GANSketchModel(BaseModel):
 
     # ---------------------------------------------------------------- visuals
     @torch.no_grad()
-    def compute_visuals(self, sample_z=None):
+    def compute_visuals(self):
         """The reference's visuals: fixed-z samples, their sketches, psi=0.5 samples, and the last D inputs."""
         v = OrderedDict()
-        if sample_z is not None:
-            sample, _ = self.netG([sample_z])
-            v['sample'] = image_grid(sample)
-            v['sample_transf'] = image_grid(self.tf_fake(sample, augment=False).clamp(-1, 1))
-            mean = self.netG.mean_latent(self.opt.latent_avg_samples)
-            v['sample_psi0.5'] = image_grid(self.netG([sample_z], truncation=0.5, truncation_latent=mean)[0])
+        sample_z = self.sample_z.to(self.device)
+        sample, _ = self.netG([sample_z])
+        v['sample'] = image_grid(sample)
+        v['sample_transf'] = image_grid(self.tf_fake(sample, augment=False).clamp(-1, 1))
+        mean = self.netG.mean_latent(self.opt.latent_avg_samples)
+        v['sample_psi0.5'] = image_grid(self.netG([sample_z], truncation=0.5, truncation_latent=mean)[0])
         v['real_inputD'] = image_grid(self.real_inputD[:8].clamp(-1, 1))
         v['fake_inputD'] = image_grid(self.fake_inputD[:8].clamp(-1, 1))
         self.visuals = v
@@ -335,46 +339,25 @@ class GANSketchModel(BaseModel):
         idx, self.sketch_order = self.sketch_order[:n], self.sketch_order[n:]
         return sketches[rank_rows(lambda _: idx, self.opt.batch_size, self.shard).to(sketches.device)]
 
-    def train_loop(self, dataset, visualizer):
-        """Step `it` is followed by losses (it % print_freq == 0), visuals (display_freq) and the checkpoint
-        <it>_net_*.pth (save_freq, and the last step), as in the reference; Ctrl-C/SIGTERM and non-finite
-        updates are handled by LoopControl."""
+    def begin_training(self, dataset):
         o = self.opt
         sketches = getattr(getattr(dataset, 'dataset', dataset), 'sketches', None)
         if sketches is None:
             raise UsageError(f'--model gansketch reads the sketches with --dataset_mode sketch, not {o.dataset_mode}')
-        sketches = sketches.to(self.device)
-        images = DataStream(self.images, self.data_state) if self.images is not None else None
-        sample_z = torch.randn(8, self.netG.style_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
+        self.sketches = sketches.to(self.device)
+        self.image_stream = DataStream(self.images, self.data_state) if self.images is not None else None
         if o.is_main:
             print(f'{len(sketches)} sketches; training {sum(p.numel() for p in self.G_params)} generator parameters '
                   f'({o.optim_param_g}); iterations {self.iteration}..{o.max_iter - 1}')
+        return super().begin_training(dataset)
 
-        def save():
-            if images is not None:
-                self.data_state = images.state()
-            self.save(self.iteration - 1)
+    def total_iterations(self):
+        return self.opt.max_iter
 
-        with LoopControl(self, save) as control:
-            while self.iteration < o.max_iter:
-                it, last = self.iteration, self.iteration == o.max_iter - 1
-                t0 = time.time()
-                self.set_input({'sketch': self._sketch_batch(sketches), 'image': next(images)['A'] if images else None})
-                t1 = time.time()
-                self.optimize_parameters()
-                if it % o.print_freq == 0 or last:
-                    losses = self.get_current_losses()
-                    control.check_finite(losses, f'at iteration {it}')
-                    n = self.real_sketch.shape[0]
-                    visualizer.print_current_losses(0, it, losses, (time.time() - t1) / n, (t1 - t0) / n)
-                    visualizer.plot_current_losses(it, losses)
-                if it % o.display_freq == 0:
-                    with rng_untouched(self.device):
-                        self.compute_visuals(sample_z)
-                    visualizer.display_current_results(self.visuals, it // o.display_freq + 1, True)
-                if it % o.save_freq == 0 or last:
-                    save()
-                control.after_step()
+    def next_input(self, stream):
+        """The sketches of the next batch (from back-to-back permutations) and, with --l_image, real images."""
+        sketch = self._sketch_batch(self.sketches)  # first: it draws from the global RNG
+        return {'sketch': sketch, 'image': next(self.image_stream)['A'] if self.image_stream is not None else None}
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, r'(\d+)_net_G\.pth')[1]

@@ -19,7 +19,6 @@ the final generator is always saved, and --continue_train resumes from the lates
 """
 import argparse
 import os
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -31,10 +30,9 @@ from data.image_folder import make_dataset
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
-from .gan_training import adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
+from .gan_training import IterationRun, adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
 from .stylegan2_io import (CKPT_RE, add_generate_options, add_network_options, build_generator, check_sample_counts,
                            image_grid, latest_file, write_sample_page)
-from .stylegan2_model import LoopControl
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -133,8 +131,9 @@ class CLIPLoss:
         return (cos_img - cos_text).abs().mean()
 
 
-class NADAModel(BaseModel):
-    own_loop = True
+class NADAModel(IterationRun, BaseModel):
+    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
+    interval_phase = 1  # samples and checkpoints after iterations 0, N, 2N ... as the reference
     speed_switches = ('amp',)  # bf16 autocast of the generators and CLIP
     fast_path = {'cuda': ('amp',), 'cpu': ()}  # not measured on CPU
 
@@ -235,7 +234,8 @@ class NADAModel(BaseModel):
             self.clip_losses.append((weight, CLIPLoss(model, tokenizer)))
         self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, 0.0, 0.99, 4)  # NADA's g_reg_every 4
         self.optimizers = [self.optimizer_G]
-        self.iteration = 0
+        self.iteration, self.data_state = 0, {}
+        self.display_every, self.save_every = opt.output_interval, opt.save_interval
         self.shard = (opt.rank, opt.world_size)
         self.visuals = OrderedDict()
 
@@ -264,9 +264,6 @@ class NADAModel(BaseModel):
                 raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; drop --continue_train '
                                  'to start a new run')
             self.load(latest)
-        elif latest is not None:
-            raise UsageError(f'{self.save_dir} already holds NADA checkpoints; pass --continue_train to resume, or '
-                             'choose another --name')
         if opt.auto_layer_iters == 0:
             self.train_only(self.phase_layers(self.layer_phase))
         sync_ranks(self)
@@ -286,10 +283,11 @@ class NADAModel(BaseModel):
         return {'g_ema': self.state_dicts()['G'], 'g_optim': self.optimizer_G.state_dict(),
                 'iter': self.iteration, 'rng': rng_state()}
 
-    def save(self, index):
+    def write_checkpoint(self):
+        """NNNNNN.pt, NNNNNN the index of the last iteration done, as the reference names them."""
         if not self.opt.is_main:
             return
-        path = os.path.join(self.save_dir, f'{index:06d}.pt')
+        path = os.path.join(self.save_dir, f'{self.iteration - 1:06d}.pt')
         save_checkpoint(self.checkpoint(), path)
         print(f'saved {path}')
 
@@ -398,27 +396,15 @@ class NADAModel(BaseModel):
         return self.visuals
 
     # ---------------------------------------------------------------- loop and sampling
-    def train_loop(self, dataset, visualizer):
-        """`dataset` is unused. Step i is followed by samples when i % output_interval == 0 and a checkpoint
-        NNNNNN.pt (= i) when i % save_interval == 0, as in the reference; the last step is always saved, and
-        LoopControl saves on Ctrl-C/SIGTERM and handles non-finite updates."""
-        o = self.opt
-        with LoopControl(self, lambda: self.save(self.iteration - 1)) as control:
-            while self.iteration < o.iter:
-                i, t0 = self.iteration, time.time()
-                self.optimize_parameters()
-                last = self.iteration == o.iter
-                if self.iteration % o.print_freq == 0 or last:
-                    losses = self.get_current_losses()
-                    control.check_finite(losses, f'at iteration {i}')
-                    visualizer.print_current_losses(0, self.iteration, losses, (time.time() - t0) / o.batch_size, 0.0)
-                    visualizer.plot_current_losses(self.iteration, losses)
-                if i % o.output_interval == 0 or last:
-                    self.compute_visuals()
-                    visualizer.display_current_results(self.get_current_visuals(), i, True)
-                if (o.save_interval and i > 0 and i % o.save_interval == 0) or last:
-                    self.save(i)
-                control.after_step()
+    def total_iterations(self):
+        return self.opt.iter
+
+    def save_training(self, pos, reason):
+        if reason != 'interval' or self.iteration > 1:  # the reference's periodic saves skip iteration 0
+            super().save_training(pos, reason)
+
+    def next_input(self, stream):
+        """None: every step samples its own latents."""
 
     @torch.no_grad()
     def generate(self):

@@ -2,10 +2,10 @@
 import torch
 
 from . import networks
-from .base_model import BaseModel
+from .translation import TranslationModel
 
 
-class Pix2PixModel(BaseModel):
+class Pix2PixModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser.set_defaults(norm='batch', netG='unet_256', dataset_mode='aligned')

@@ -32,11 +32,10 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_image, ten
 from .base_model import BaseModel, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .gan_training import (accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training, layer_noise,
-                           mixing_noise, path_length_step, sync_ranks)
+from .gan_training import (IterationRun, accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
+                           layer_noise, mixing_noise, path_length_step, sync_ranks)
 from .stylegan2_io import (CKPT_RE, add_network_options, check_sample_counts, image_grid, latest_file,
                            restore_loop_state, save_iteration)
-from .stylegan2_model import run_iterations
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -136,8 +135,8 @@ def edit_locality(g, w_plus, donor, classes, part):
 
 
 # ----------------------------------------------------------------------------------------- the model
-class SemanticModel(BaseModel):
-    own_loop = True
+class SemanticModel(IterationRun, BaseModel):
+    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
     speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
     fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # CPU, 64 px: --amp 1.62x
 
@@ -213,6 +212,8 @@ class SemanticModel(BaseModel):
         self.shard = (opt.rank, opt.world_size)
         self.loss_names = ['D', 'G', 'mask', 'r1_img', 'r1_seg', 'path', 'path_length', 'real_score', 'fake_score']
         init_gan_training(self, lambda: generator_from_args(self.args), lambda: discriminator_from_args(self.args))
+        self.save_every = opt.save_every
+        self.sample_z = torch.randn(opt.n_sample, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
 
     def _take_architecture(self, saved):
         """Resuming: the networks are built as the checkpoint's args say; the schedule follows the options."""
@@ -238,9 +239,6 @@ class SemanticModel(BaseModel):
                 raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; drop --continue_train '
                                  'to start a new run')
             return latest
-        if latest is not None:
-            raise UsageError(f'{self.save_dir} already holds SemanticStyleGAN checkpoints; pass --continue_train to '
-                             'resume, or choose another --name')
         return None
 
     # ---------------------------------------------------------------- set-up and checkpoints
@@ -260,7 +258,7 @@ class SemanticModel(BaseModel):
                 'd_optim': self.optimizer_D.state_dict(), 'args': self.args, 'iter': self.iteration,
                 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(), **self.data_state}
 
-    def save(self):
+    def write_checkpoint(self):
         save_iteration(self)
 
     def load(self, ckpt, path):
@@ -330,7 +328,7 @@ class SemanticModel(BaseModel):
         self.iteration += 1
 
     @torch.no_grad()
-    def compute_visuals(self, sample_z=None):
+    def compute_visuals(self):
         """Grids of the last real and fake batches with their masks, and G_ema's fixed-z samples."""
         nrow = max(1, int(math.sqrt(self.opt.n_sample)))
         n, k = nrow * nrow, self.seg_dim
@@ -338,22 +336,21 @@ class SemanticModel(BaseModel):
                                    real_seg=image_grid(colorize(self.real_label[:n], k), nrow),
                                    fake=image_grid(self.fake[:n], nrow),
                                    fake_seg=image_grid(colorize(self.fake_seg[:n].argmax(1), k), nrow))
-        if sample_z is not None:
-            image, seg = self.netG_ema([sample_z], randomize_noise=False)
-            self.visuals['samples'] = image_grid(image, nrow)
-            self.visuals['samples_seg'] = image_grid(colorize(seg.argmax(1), k), nrow)
+        image, seg = self.netG_ema([self.sample_z.to(self.device)], randomize_noise=False)
+        self.visuals['samples'] = image_grid(image, nrow)
+        self.visuals['samples_seg'] = image_grid(colorize(seg.argmax(1), k), nrow)
 
     def get_current_visuals(self):
         return self.visuals
 
     # ---------------------------------------------------------------- loop
-    def train_loop(self, dataset, visualizer):
-        o = self.opt
+    def begin_training(self, dataset):
         if dataset is None:
             raise UsageError('--model semantic trains on images with masks; use --dataset_mode segmented')
-        sample_z = torch.randn(o.n_sample, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
-        sample_z = sample_z.to(self.device)
-        run_iterations(self, dataset, visualizer, sample_z, o.iter, o.save_every)
+        return super().begin_training(dataset)
+
+    def total_iterations(self):
+        return self.opt.iter
 
     # ---------------------------------------------------------------- sampling and editing
     def generate(self):

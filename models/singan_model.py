@@ -4,18 +4,16 @@ one image, and the paper's applications.
     python train.py --model singan --dataroot balloons.png --name balloons
     python generate.py --model singan --name balloons --mode random_samples --gen_start_scale 1
 
-Training runs its own schedule (scale by scale) through `train_loop`; the whole pyramid is one
+Training runs in the common loop with one stage per scale (util/training.py); the whole pyramid is one
 state-dict checkpoint, `checkpoints/<name>/singan_pyramid.pth`, rewritten atomically after every
 scale, so `--continue_train` resumes an interrupted run at the next scale; Ctrl-C/SIGTERM also saves the
 scale in training (`singan_partial.pth`), which the resumed run continues. `generate()` serves
 random_samples, random_samples_arbitrary_sizes, harmonization, editing, paint2image, sr and animation.
 """
 import io
-import math
 import os
 import random
 import re
-import sys
 import time
 from collections import OrderedDict
 
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 
 from data.single_image_dataset import read_single_image
 from util import html
-from util.stop import StopFlag
+from util.training import Position, Stage
 from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im, atomic_write
 from .base_model import BaseModel, rng_state, set_rng_state
 from .singan_networks import (SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty, pyramid_plan,
@@ -79,7 +77,8 @@ def _dilate_mask(mask, radius, sigma=5.0):
 
 
 class SinGANModel(BaseModel):
-    own_loop = True
+    count_unit, x_label = 'it', 'scale'
+    checkpoint_glob = CKPT_NAME
     speed_switches = ('amp', 'compile')  # for G_n/D_n while training
     fast_path = {'cuda': ('amp', 'compile'), 'cpu': ('amp',)}  # CPU: --amp 1.3x, --compile slower
 
@@ -141,11 +140,8 @@ class SinGANModel(BaseModel):
         self.visual_names = ['real', 'fake', 'rec']
         self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
         self.partial_path = os.path.join(self.save_dir, PARTIAL_NAME)
-        self.pyramid = None
+        self.pyramid, self.partial = None, None
         self.use_compile = bool(getattr(opt, 'compile', False))
-        if self.isTrain and os.path.isfile(self.ckpt_path) and not opt.continue_train:
-            raise UsageError(f'{self.ckpt_path} already holds a SinGAN pyramid; pass --continue_train to resume it, '
-                             'or choose another --name')
 
     def setup(self, opt):
         """Nothing to load up front: training builds the pyramid scale by scale, generate() loads it."""
@@ -254,6 +250,7 @@ class SinGANModel(BaseModel):
         self.optimizer_D = self.adam(self.netD.parameters(), c['lr_d'], betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
         self.milestone = max(1, round(0.8 * c['niter']))  # both learning rates x gamma after this iteration
+        self.iteration = 0
         if self.use_compile:  # static shapes per scale: a fresh cache, each scale compiled for its own sizes
             torch._dynamo.reset()
         # D's gradient penalty needs a double backward, which compiled graphs do not support: it uses netD
@@ -310,6 +307,9 @@ class SinGANModel(BaseModel):
             self.optimizer_G.step()
         self.fake, self.rec = fake.detach(), rec.detach()
         self.loss_D, self.loss_GP, self.loss_G, self.loss_rec = (t.detach() for t in (loss_D, gp, loss_G, loss_rec))
+        self.iteration += 1
+        if self.iteration == self.milestone:
+            self._decay_lr()
 
     def get_current_visuals(self):
         return OrderedDict(real=self.real, fake=self.fake, rec=self.rec)
@@ -330,18 +330,18 @@ class SinGANModel(BaseModel):
         self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
         self.scale_nfc, self.scale_seconds, self.d_states, self.prev_states = [], [], [], None
 
-    def train_scale(self, n, visualizer=None, stop=None, partial=None):
-        """Train scale n (from `partial`, a stopped run's state of it, if given), then freeze it into the pyramid;
-        returns the seconds its iterations took."""
-        seconds = self._train_scale(n, visualizer, stop=stop, partial=partial)
-        self.pyramid.add(self.netG, self.amp, self.z_opt)
-        self.prev_states = {'G': self.netG.state_dict(), 'D': self.netD.state_dict()}
-        self.d_states.append(self.prev_states['D'])
-        self.scale_nfc.append((self.nfc, self.min_nfc))
-        self.scale_seconds.append(seconds)
-        return seconds
+    def train_scale(self, n):
+        """Train scale n outside the training loop (benchmarks, tests) and freeze it; returns its seconds."""
+        pos = Position(n)
+        self.begin_stage(pos)
+        for _ in range(self.cfg['niter']):
+            self.optimize_parameters()
+        self.end_stage(pos)
+        return self.scale_seconds[-1]
 
-    def train_loop(self, dataset, visualizer):
+    # ---------------------------------------------------------------- the training loop's hooks
+    def begin_training(self, dataset):
+        """Read the image; resume the saved pyramid (and a stopped scale) with --continue_train."""
         if self.opt.world_size > 1:
             raise UsageError('SinGAN trains one image on one device; run train.py without torchrun/multiple processes')
         self.set_input(next(iter(dataset)))
@@ -350,72 +350,67 @@ class SinGANModel(BaseModel):
             self.init_training(self.image)
         else:
             self._resume(resumed)
-        N, c = len(self.shapes), self.cfg
+        c = self.cfg
         if self.opt.is_main:
-            print(f'SinGAN: {N} scales, r = {self.r:.4f}, sizes (h x w) '
+            print(f'SinGAN: {len(self.shapes)} scales, r = {self.r:.4f}, sizes (h x w) '
                   + ' '.join(f'{h}x{w}' for h, w in self.shapes) + f'; {c["niter"]} iterations per scale')
-        partial = self._load_partial() if resumed is not None else None
-        with StopFlag() as stop:
-            for n in range(len(self.pyramid), N):
-                self.train_scale(n, visualizer, stop, partial)
-                self._save_pyramid()
-                partial = None
-                if os.path.isfile(self.partial_path):
-                    os.remove(self.partial_path)
-                if stop.signum is not None:  # it came during the scale's last iteration: the scale is whole
-                    print(f'scale {n} finished and saved in {self.ckpt_path}; continue with --continue_train',
-                          flush=True)
-                    sys.exit(stop.exit_code)
+        self.partial = self._load_partial() if resumed is not None else None
+        n, it = len(self.pyramid), self.partial['iteration'] if self.partial else 0
+        return Position(n, it, n * c['niter'] + it)
+
+    def stages(self):
+        return [Stage(f'scale {n}/{len(self.shapes) - 1}', self.cfg['niter']) for n in range(len(self.shapes))]
+
+    def log_position(self, pos):
+        return pos.stage, pos.step
+
+    def begin_stage(self, pos):
+        """G_n/D_n and their inputs; a stopped scale's saved state when it continues (pos.step > 0)."""
+        self.start_scale(pos.stage)
+        self.done_seconds = 0.0
+        if pos.step and self.partial is not None:
+            self.done_seconds = self._restore_partial(self.partial)
+            self.iteration = pos.step
+        self.partial = None
+        self._install_step_hook()  # the non-finite guard, on this scale's optimizers
+        self._sync()
+        self.t_start = time.perf_counter()
+
+    def end_stage(self, pos):
+        """Freeze scale n into the pyramid."""
+        self._sync()
+        seconds = self.done_seconds + time.perf_counter() - self.t_start
+        self.pyramid.add(self.netG, self.amp, self.z_opt)
+        self.prev_states = {'G': self.netG.state_dict(), 'D': self.netD.state_dict()}
+        self.d_states.append(self.prev_states['D'])
+        self.scale_nfc.append((self.nfc, self.min_nfc))
+        self.scale_seconds.append(seconds)
+        n = pos.stage
         if self.opt.is_main:
-            print(f'SinGAN trained: {N} scales in {sum(self.scale_seconds):.0f} s; sample with '
+            print(f'scale {n}/{len(self.shapes) - 1} ({self.shapes[n][0]}x{self.shapes[n][1]}, nfc {self.nfc}, '
+                  f'noise amp {self.amp:.4f}) done in {seconds:.1f} s')
+
+    def save_training(self, pos, reason):
+        """The pyramid after every scale; on a stop mid-scale also that scale's state (singan_partial.pth)."""
+        self._save_pyramid()
+        if reason == 'stop' and pos.step:
+            self._save_partial(pos.stage, pos.step, self.done_seconds + time.perf_counter() - self.t_start)
+            print(f'saved scale {pos.stage} at iteration {pos.step} of {self.cfg["niter"]} in {self.partial_path}; '
+                  'continue with --continue_train', flush=True)
+        elif os.path.isfile(self.partial_path):
+            os.remove(self.partial_path)
+        if reason == 'stop' and not pos.step:
+            print(f'scale {pos.stage - 1} finished and saved in {self.ckpt_path}; continue with --continue_train',
+                  flush=True)
+
+    def end_training(self):
+        if self.opt.is_main:
+            print(f'SinGAN trained: {len(self.shapes)} scales in {sum(self.scale_seconds):.0f} s; sample with '
                   f'python generate.py --model singan --name {self.opt.name} --mode random_samples')
 
-    def _train_scale(self, n, visualizer, centers=None, stop=None, partial=None):
-        """Iterations of scale n. `stop`: a StopFlag; when it is raised before the last iteration the scale's
-        state is saved (with the pyramid so far) and the process exits 128 + signal (after the last one,
-        train_loop saves the finished scale first). `partial`: that saved state, to continue from."""
-        c, N = self.cfg, len(self.shapes)
-        self.start_scale(n, init_from_previous=centers is None, centers=centers)
-        first, done_s = 1, 0.0
-        if partial is not None:
-            first, done_s = self._restore_partial(partial)
-        freq = getattr(self.opt, 'print_freq', 100)
-        sync = torch.cuda.synchronize if self.device.type == 'cuda' else (lambda: None)
-        sync()
-        t0 = t_last = time.perf_counter()
-        it_last = first - 1
-        for it in range(first, c['niter'] + 1):
-            self.optimize_parameters()
-            if it == self.milestone:
-                self._decay_lr()
-            if it % freq == 0 or it == c['niter']:
-                losses = self.get_current_losses()  # the only host sync of the loop
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise UsageError(f'non-finite loss {bad} at scale {n}, iteration {it}; scales before {n} are saved '
-                                     f'in {self.ckpt_path}: resume with --continue_train and lower --lr_g/--lr_d')
-                now = time.perf_counter()
-                step_s = (now - t_last) / (it - it_last)
-                t_last, it_last = now, it
-                if visualizer is not None:
-                    visualizer.print_current_losses(n, it, losses, step_s, 0.0)
-                    visualizer.plot_current_losses(n + it / c['niter'], losses)
-                elif self.opt.is_main:
-                    print(f'scale {n} [{it}/{c["niter"]}] ' + ' '.join(f'{k}: {v:.3f}' for k, v in losses.items()))
-            if stop is not None and it < c['niter'] and stop.requested():
-                self._save_pyramid()
-                self._save_partial(n, it, done_s + time.perf_counter() - t0)
-                print(f'saved scale {n} at iteration {it} of {c["niter"]} in {self.partial_path}; continue with '
-                      '--continue_train', flush=True)
-                sys.exit(stop.exit_code)
-        sync()
-        seconds = done_s + time.perf_counter() - t0
-        if visualizer is not None:
-            visualizer.display_current_results(self.get_current_visuals(), n + 1, True)
-        if self.opt.is_main:
-            print(f'scale {n}/{N - 1} ({self.shapes[n][0]}x{self.shapes[n][1]}, nfc {self.nfc}, noise amp '
-                  f'{self.amp:.4f}) done in {seconds:.1f} s')
-        return seconds
+    def _sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
 
     # ---------------------------------------------------------------- checkpoint
     def _save_pyramid(self):
@@ -453,7 +448,7 @@ class SinGANModel(BaseModel):
 
     def _restore_partial(self, partial):
         """Nets, optimizers (learning rates included) and RNGs as they were after the saved iteration; returns
-        (next iteration, seconds already spent)."""
+        the seconds already spent."""
         self.netG.load_state_dict(partial['G'])
         self.netD.load_state_dict(partial['D'])
         self.optimizer_G.load_state_dict(partial['optimizer_G'])
@@ -463,7 +458,7 @@ class SinGANModel(BaseModel):
         if partial.get('amp', amp) != amp and self.opt.is_main:
             print(f'note: scale {partial["scale"]} was started {"with" if partial["amp"] else "without"} --amp and '
                   f'continues {"with" if amp else "without"} it: not the numbers an unbroken run would give')
-        return partial['iteration'] + 1, partial['seconds']
+        return partial['seconds']
 
     def _load_ckpt(self):
         if not os.path.isfile(self.ckpt_path):
@@ -686,7 +681,9 @@ class SinGANModel(BaseModel):
             print(f'paint2image --quantize: fine-tuning scale {n} on colour-quantized inputs '
                   f'({self.cfg["niter"]} iterations)')
             with torch.enable_grad():  # the coarser scales stay frozen; only G_n/D_n (fresh) are trained
-                self._train_scale(n, None, centers=centers)
+                self.start_scale(n, init_from_previous=False, centers=centers)
+                for _ in range(self.cfg['niter']):
+                    self.optimize_parameters()
             G, amp = self.netG.eval().requires_grad_(False), self.amp
             save_checkpoint({'G': OrderedDict((k, v.cpu()) for k, v in G.state_dict().items()), 'noise_amp': amp,
                              'centers': centers.cpu()}, path)

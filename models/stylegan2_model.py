@@ -12,27 +12,23 @@ small datasets. Checkpoints are `checkpoints/<name>/NNNNNN.pt` = {g, d, g_ema, g
 import argparse
 import math
 import os
-import sys
-import time
 from collections import OrderedDict
 
 import torch
 
-from data import DataStream
-from util.stop import StopFlag
 from util.util import UsageError, load_checkpoint
 from .base_model import BaseModel, rng_state
-from .gan_training import (accumulate, d_logistic_loss, diff_augment, g_nonsaturating_loss, init_gan_training,
-                           layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, rng_untouched,
-                           sync_ranks)
+from .gan_training import (IterationRun, accumulate, d_logistic_loss, diff_augment, g_nonsaturating_loss,
+                           init_gan_training,
+                           layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
 from .stylegan2_io import (CKPT_RE, _strip, add_generate_options, add_network_options, generate_samples,
                            generator_kwargs, latest_file, load_state_checked, restore_loop_state, save_iteration,
                            image_grid)
 
 # ---------------------------------------------------------------------------------------- the model
-class StyleGAN2Model(BaseModel):
-    own_loop = True
+class StyleGAN2Model(IterationRun, BaseModel):
+    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
     speed_switches = ('amp', 'compile')  # of the main passes; the regularisers stay float32 and eager
     fast_path = {'cuda': ('amp', 'compile'), 'cpu': ('amp',)}  # CPU, 64 px: --amp 1.84x
 
@@ -71,6 +67,8 @@ class StyleGAN2Model(BaseModel):
         init_gan_training(self, lambda: Generator(**generator_kwargs(opt)),
                           lambda: Discriminator(opt.size, opt.channel_multiplier, channel_max=opt.channel_max))
         self.visuals = OrderedDict()
+        self.save_every = opt.save_freq
+        self.sample_z = torch.randn(opt.n_sample, opt.z_dim, generator=torch.Generator().manual_seed(0))
 
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
@@ -87,9 +85,6 @@ class StyleGAN2Model(BaseModel):
                 raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; '
                                  'drop --continue_train to start a new run')
             self.load(latest)
-        elif latest is not None:
-            raise UsageError(f'{self.save_dir} already holds StyleGAN2 checkpoints; pass --continue_train to resume, '
-                             'or choose another --name')
         sync_ranks(self)
         # --compile: G's rendering of a w+ batch and D's main passes (static shapes). The regularisers need a
         # double backward, which compiled graphs lack, so R1 and path length use the eager modules.
@@ -106,7 +101,7 @@ class StyleGAN2Model(BaseModel):
                 'iter': self.iteration, 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(),
                 **self.data_state}
 
-    def save(self):
+    def write_checkpoint(self):
         save_iteration(self)
 
     def load(self, path):
@@ -169,22 +164,19 @@ class StyleGAN2Model(BaseModel):
         self.iteration += 1
 
     @torch.no_grad()
-    def compute_visuals(self, sample_z=None):
-        """Grids of the last real and fake batches and, given fixed noises, of G_ema's samples."""
+    def compute_visuals(self):
+        """Grids of the last real and fake batches and of G_ema's samples of fixed noises."""
         nrow = max(1, int(math.sqrt(self.opt.n_sample)))
         self.visuals = OrderedDict(real=image_grid(self.real[:nrow * nrow], nrow),
-                                   fake=image_grid(self.fake[:nrow * nrow], nrow))
-        if sample_z is not None:
-            self.visuals['samples'] = image_grid(self.netG_ema([sample_z])[0], nrow)
+                                   fake=image_grid(self.fake[:nrow * nrow], nrow),
+                                   samples=image_grid(self.netG_ema([self.sample_z.to(self.device)])[0], nrow))
 
     def get_current_visuals(self):
         return self.visuals
 
     # ---------------------------------------------------------------- loop and sampling
-    def train_loop(self, dataset, visualizer):
-        o = self.opt
-        sample_z = torch.randn(o.n_sample, o.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
-        run_iterations(self, dataset, visualizer, sample_z, o.iter, o.save_freq)
+    def total_iterations(self):
+        return self.opt.iter
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
@@ -193,78 +185,3 @@ class StyleGAN2Model(BaseModel):
                              f'--name {self.opt.name}, or pass --ckpt FILE')
         return generate_samples(self.opt, ckpt, f'StyleGAN2 {os.path.basename(ckpt)}')
 
-
-def run_iterations(model, dataset, visualizer, sample_z, total, save_every):
-    """The loop of the StyleGAN2-family models that read a dataset (stylegan2, semantic): iterations until
-    `total`, losses every --print_freq, samples of `sample_z` every --display_freq, a resumable checkpoint
-    (data position included) every `save_every` and at the end, Ctrl-C/SIGTERM and non-finite handling."""
-    o = model.opt
-    batches = DataStream(dataset, model.data_state)
-
-    def save():
-        model.data_state = batches.state()
-        model.save()
-
-    with LoopControl(model, save) as control:
-        while model.iteration < total:
-            t0 = time.time()
-            model.set_input(next(batches))
-            t1 = time.time()
-            model.optimize_parameters()
-            i, n = model.iteration, model.real.shape[0]
-            if i % o.print_freq == 0 or i == total:
-                losses = model.get_current_losses()
-                control.check_finite(losses, f'by iteration {i}')
-                visualizer.print_current_losses(0, i, losses, (time.time() - t1) / n, (t1 - t0) / n)
-                visualizer.plot_current_losses(i, losses)
-            if i % o.display_freq == 0 or i == total:
-                with rng_untouched(model.device):
-                    model.compute_visuals(sample_z)
-                visualizer.display_current_results(model.get_current_visuals(), i, True)
-            if i % save_every == 0 or i == total:
-                save()
-            control.after_step()
-
-
-
-class LoopControl:
-    """What every StyleGAN2-family loop shares: Ctrl-C/SIGTERM between iterations -> `save()` a resumable state,
-    exit 130/143; updates dropped for non-finite gradients (fused Adam, BaseModel's step hook) or non-finite
-    losses -> with --nan_policy stop save the last good state and stop with one line, with skip report and go on.
-
-        with LoopControl(model, save) as control:
-            while ...: step; control.check_finite(losses, where) when printing; control.after_step()
-    """
-
-    def __init__(self, model, save):
-        self.model, self.save = model, save
-
-    def __enter__(self):
-        self.stop = StopFlag().__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.__exit__(*exc)
-
-    def after_step(self):
-        if self.stop.requested():
-            self.save()
-            sys.exit(self.stop.exit_code)
-
-    def check_finite(self, losses, where):
-        """Call where losses are read anyway (it syncs the device)."""
-        model, opt = self.model, self.model.opt
-        dropped = model.take_nonfinite()
-        bad = [k for k, v in losses.items() if not math.isfinite(v)]
-        flag = torch.tensor([float(dropped + len(bad))], device=model.device)
-        if opt.world_size > 1:  # every rank must take the same branch
-            torch.distributed.all_reduce(flag)
-        if not flag.item():
-            return
-        what = f'non-finite gradients or losses {bad} {where}: {dropped} update(s) dropped'
-        if opt.nan_policy == 'stop':
-            self.save()
-            raise UsageError(f'{what}; the last good state is saved in {model.save_dir}: resume with --continue_train '
-                             'and a lower --lr, or pass --nan_policy skip')
-        if opt.is_main:
-            print(f'{what}, skipped (--nan_policy skip)', flush=True)

@@ -6,10 +6,10 @@ lists and the three methods; train.py/test.py pick it up with --model <name>.
 import torch
 
 from . import networks
-from .base_model import BaseModel
+from .translation import TranslationModel
 
 
-class TemplateModel(BaseModel):
+class TemplateModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser.set_defaults(dataset_mode='aligned')

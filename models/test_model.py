@@ -4,11 +4,11 @@ python test.py --dataroot imgs --name style_monet_pretrained --model test --no_d
 loads checkpoints/<name>/<epoch>_net_G<model_suffix>.pth.
 """
 from . import networks
-from .base_model import BaseModel
+from .translation import TranslationModel
 from util.util import UsageError
 
 
-class TestModel(BaseModel):
+class TestModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         if is_train:

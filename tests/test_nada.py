@@ -12,10 +12,12 @@ from helpers import load_entry, make_folder
 from models import clip as C
 from models import create_model
 from models import stylegan2 as sg
-from models.nada_model import TEMPLATES
+from models.nada_model import TEMPLATES, NADAModel
 from models.stylegan2_io import build_generator
 from options.train_options import TrainOptions
 from util.util import UsageError, load_checkpoint, save_checkpoint, tensor2im
+from train import check_fresh_run
+from util.training import train as run_training
 from util.visualizer import Visualizer
 
 CLIP_CFG = C.CLIPConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
@@ -50,7 +52,7 @@ def make_model(files, run_dir, *extra):
 
 def train(files, run_dir, *extra):
     model = make_model(files, run_dir, *extra)
-    model.train_loop(None, Visualizer(model.opt))
+    run_training(model, None, Visualizer(model.opt, model.x_label))
     return model
 
 
@@ -187,8 +189,8 @@ def test_train_save_resume_generate(files, tmp_path):
     adapted = build_generator(str(run / '000003.pt'), opt)   # NADA's {g_ema} format, read strictly
     source = load_checkpoint(files['g'])['g_ema']
     assert any(not torch.equal(v, source[k]) for k, v in adapted.state_dict().items())
-    with pytest.raises(UsageError, match='already holds NADA checkpoints'):
-        make_model(files, tmp_path / 'b', '--iter', '6')
+    with pytest.raises(UsageError, match='already holds a trained model'):
+        check_fresh_run(TrainOptions().parse(nada_args(files, tmp_path / 'b', '--iter', '6')), NADAModel)
     resumed = train(files, tmp_path / 'b', '--iter', '6', '--continue_train')
     assert load_checkpoint(run / '000005.pt')['iter'] == 6
     for k, v in resumed.netG.state_dict().items():   # 4 + 2 steps == 6 steps

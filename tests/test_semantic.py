@@ -17,7 +17,9 @@ from models import semantic_networks as sn
 from models.semantic_model import edit_latents, edit_locality, read_checkpoint
 from options.train_options import TrainOptions
 from util.util import UsageError, load_checkpoint, seed_everything
+from util.training import train
 from util.visualizer import Visualizer
+from train import check_fresh_run
 
 TINY = dict(size=32, style_dim=8, n_mlp=1, seg_dim=3, local_layers=3, local_channel=8, base_layers=1, depth_layers=2,
             coarse_size=16, coarse_channel=8, min_feat_size=8, channel_max=8)
@@ -302,7 +304,7 @@ def run_training(opt):
     from data import create_dataset
     model = create_model(opt)
     model.setup(opt)
-    model.train_loop(create_dataset(opt), Visualizer(opt))
+    train(model, create_dataset(opt), Visualizer(opt, model.x_label))
     return model
 
 
@@ -330,8 +332,8 @@ def test_train_save_resume_round_trip(tmp_path):
         create_model(train_opt(tmp_path, root, '--iter', '4', '--continue_train', '--seg_dim', '5'))
     assert torch.equal(resumed.optimizer_G.state_dict()['state'][0]['exp_avg'],
                        ckpt['g_optim']['state'][0]['exp_avg'])
-    with pytest.raises(UsageError, match='already holds SemanticStyleGAN checkpoints'):
-        create_model(train_opt(tmp_path, root, '--iter', '4'))
+    with pytest.raises(UsageError, match='already holds a trained model'):
+        check_fresh_run(train_opt(tmp_path, root, '--iter', '4'), type(model))
 
 
 @pytest.mark.slow

@@ -1,0 +1,209 @@
+"""What the paired and unpaired translation models (pix2pix, cycle_gan, test, colorization, template) share:
+the reference's checkpoint family (`<which>_net_<Name>.pth` plain state dicts with its keys, plus our
+`<which>_train_state.pth` for exact resume), learning-rate schedules, epoch-counted training, the pair input
+and the GAN loss of D."""
+import os
+from collections import OrderedDict
+
+import torch
+
+from util.training import Position, Stage
+from util.util import UsageError, load_checkpoint, save_checkpoint
+from . import networks
+from .base_model import SPEED_SWITCHES, BaseModel, clean_key, rng_state, set_rng_state
+
+
+class TranslationModel(BaseModel):
+    """A model whose run is epochs over a dataset of images, saved as the reference saves it."""
+
+    speed_switches = SPEED_SWITCHES
+    # CPU: measured (docs/benchmarks.md; --amp, --channels_last and --compile made these nets slower there).
+    # GPU: the candidates the GPU table is to judge.
+    fast_path = {'cuda': ('amp', 'compile', 'channels_last', 'fast_layers', 'cache_images'),
+                 'cpu': ('fast_layers', 'cache_images')}
+    count_unit = 'img'
+    x_label = 'epoch'
+    checkpoint_glob = '*_net_*.pth'
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.counters = None  # the saved loop position of a resumed run
+        if self.isTrain:
+            self.save_every = opt.save_latest_freq
+
+    # ---- the training loop's hooks ----------------------------------------------------------------
+    def stages(self):
+        last = self.opt.n_epochs + self.opt.n_epochs_decay
+        return [Stage(f'epoch {k + 1}/{last}') for k in range(last)]
+
+    def begin_training(self, dataset):
+        c = self.counters or {'epoch': self.opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0}
+        if self.counters and self.opt.is_main:
+            print(f'resuming at epoch {c["epoch"]}, iteration {c["epoch_iter"]} of that epoch '
+                  f'({c["total_iters"]} in total)')
+        return Position(c['epoch'] - 1, c['epoch_iter'], c['total_iters'],
+                        {'data_epoch': c['epoch'], 'data_pos': c['epoch_iter']})
+
+    def log_position(self, pos):
+        return pos.stage + 1, pos.step
+
+    def end_stage(self, pos):
+        self.update_learning_rate()
+
+    def save_training(self, pos, reason):
+        """As the reference: `latest` (or iter_N) every --save_latest_freq images, `latest` and the epoch's number
+        every --save_epoch_freq epochs and at the last; `latest` on a stop."""
+        counters = {'epoch': pos.stage + 1, 'epoch_iter': pos.step, 'total_iters': pos.count}
+        names = ['latest']
+        if reason == 'interval':
+            names = [f'iter_{pos.count}' if self.opt.save_by_iter else 'latest']
+            if self.opt.is_main:
+                print(f'saving the latest model (epoch {pos.stage + 1}, total_iters {pos.count})', flush=True)
+        elif reason == 'stage':
+            done = pos.stage  # pos is the next epoch's start
+            if done % self.opt.save_epoch_freq and done != len(self.stages()):
+                return
+            if self.opt.is_main:
+                print(f'saving the model at the end of epoch {done}, iters {pos.count}')
+            names = ['latest', done]
+        for which in names:
+            self.save_networks(which)
+            self.save_train_state(which, counters)
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def load_tag(self):
+        return f'iter_{self.opt.load_iter}' if self.opt.load_iter > 0 else str(self.opt.epoch)
+
+    def setup(self, opt):
+        """Move nets to the device, load weights (test or --continue_train), restore the training state,
+        create schedulers, install the step hook; a resumed run's loop counters go to self.counters."""
+        for _, net in self.nets():
+            net.to(self.device, memory_format=self.memory_format())
+            if getattr(opt, 'fast_layers', False):
+                networks.swap_fast_layers(net)
+        if not self.isTrain or opt.continue_train:
+            self.load_networks(self.load_tag())
+        state = self.read_train_state(self.load_tag()) if self.isTrain and opt.continue_train else None
+        if state is not None:
+            # The linear rule counts epochs from --epoch_count, so resuming sets it from the saved counters
+            # (a hand-given --epoch_count would count the finished epochs twice).
+            if opt.epoch_count not in (1, state['counters']['epoch']) and opt.is_main:
+                print(f'note: --epoch_count {opt.epoch_count} ignored: the saved state resumes at epoch '
+                      f'{state["counters"]["epoch"]}')
+            opt.epoch_count = state['counters']['epoch']
+            for o, s in zip(self.optimizers, state['optimizers']):
+                o.load_state_dict(s)
+        if self.isTrain:
+            self.schedulers = [networks.get_scheduler(o, opt) for o in self.optimizers]
+        if state is not None:
+            for sch, s in zip(self.schedulers, state['schedulers']):
+                if not isinstance(sch, torch.optim.lr_scheduler.LambdaLR):  # LambdaLR is fixed by epoch_count
+                    sch.load_state_dict(s)
+            for k, s in state['pools'].items():
+                if k in self.image_pools:
+                    self.image_pools[k].load_state_dict(s)
+            set_rng_state(state['rng'])
+        if self.isTrain:
+            self._install_step_hook()
+        if getattr(opt, 'compile', False):
+            self._compile()
+        self.print_networks(opt.verbose)
+        self.counters = state['counters'] if state is not None else None
+
+    def _compile(self):
+        for name, net in self.nets():
+            setattr(self, 'net' + name, torch.compile(net))
+
+    def memory_format(self):
+        """channels_last with --channels_last (faster convolutions on tensor cores), else the default."""
+        return torch.channels_last if getattr(self.opt, 'channels_last', False) else torch.contiguous_format
+
+    def to_device(self, tensor):
+        """An input batch on the device, in the nets' memory format."""
+        fmt = self.memory_format() if tensor.dim() == 4 else torch.preserve_format
+        return tensor.to(self.device, non_blocking=True, memory_format=fmt)
+
+    def set_pair_input(self, input):
+        """real_A/real_B on the device (swapped by --direction BtoA), the source side's paths, a size check."""
+        AtoB = self.opt.direction == 'AtoB'
+        self.real_A = self.to_device(input['A' if AtoB else 'B'])
+        self.real_B = self.to_device(input['B' if AtoB else 'A'])
+        self.image_paths = input['A_paths' if AtoB else 'B_paths']
+        self.check_input_size(self.real_A)
+
+    def check_input_size(self, tensor):
+        """A U-Net needs sides divisible by 2^downs: say so instead of failing deep inside torch.cat."""
+        size = tuple(tensor.shape[-2:])
+        if size != getattr(self, '_checked_size', None):
+            networks.check_input_size(self.opt.netG, *size)
+            self._checked_size = size
+
+    def backward_D_basic(self, netD, real, fake):
+        """Half the real+fake GAN loss (plus the gradient penalty for wgangp); returns the loss after backward."""
+        with self.autocast():
+            loss_real = self.criterionGAN(netD(real), True)
+            loss_fake = self.criterionGAN(netD(fake.detach()), False)
+        loss = (loss_real + loss_fake) * 0.5
+        if self.opt.gan_mode == 'wgangp':
+            gp, _ = networks.cal_gradient_penalty(netD, real, fake.detach(), self.device, lambda_gp=self.opt.lambda_gp)
+            loss = loss + gp
+        loss.backward()
+        return loss, loss_real, loss_fake
+
+    def update_learning_rate(self):
+        old_lr = self.optimizers[0].param_groups[0]['lr']
+        for scheduler in self.schedulers:
+            if self.opt.lr_policy == 'plateau':
+                scheduler.step(self.metric)
+            else:
+                scheduler.step()
+        lr = self.optimizers[0].param_groups[0]['lr']
+        if self.opt.is_main:
+            print(f'learning rate {old_lr:.7f} -> {lr:.7f}')
+
+    def save_networks(self, which):
+        """Write <which>_net_<Name>.pth as plain state_dicts with the reference's keys (rank 0 only)."""
+        if not self.opt.is_main:
+            return
+        for name, sd in self.state_dicts().items():
+            save_checkpoint(sd, os.path.join(self.save_dir, f'{which}_net_{name}.pth'))
+
+    def load_networks(self, which):
+        for name, net in self.nets():
+            path = os.path.join(self.save_dir, f'{which}_net_{name}.pth')
+            if not os.path.isfile(path):
+                raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '
+                                 '(or drop --continue_train to start a new run)')
+            state_dict = load_checkpoint(path, map_location=self.device)
+            if not isinstance(state_dict, dict):
+                raise UsageError(f'{path} is not a state_dict; save networks with save_networks()')
+            state_dict = OrderedDict((clean_key(k), v) for k, v in state_dict.items() if k != '_metadata')
+            networks.patch_instance_norm_state_dict(state_dict, net)
+            try:
+                net.load_state_dict(state_dict, strict=True)
+            except RuntimeError:
+                hint = networks.describe_checkpoint_mismatch(state_dict, net=net)
+                raise UsageError(f'{path} does not fit net{name} built from the current options: {hint}') from None
+            if self.opt.is_main and self.opt.verbose:
+                print(f'loaded {path}')
+
+    def train_state(self, counters):
+        return {'optimizers': [o.state_dict() for o in self.optimizers],
+                'schedulers': [s.state_dict() for s in self.schedulers],
+                'pools': {k: p.state_dict() for k, p in self.image_pools.items()},
+                'counters': dict(counters), 'rng': rng_state()}
+
+    def save_train_state(self, which, counters):
+        """Optimizers, schedulers, image pools, RNGs and loop counters beside the nets, for exact resume."""
+        if self.opt.is_main:
+            save_checkpoint(self.train_state(counters), os.path.join(self.save_dir, f'{which}_train_state.pth'))
+
+    def read_train_state(self, which):
+        path = os.path.join(self.save_dir, f'{which}_train_state.pth')
+        if not os.path.isfile(path):
+            if self.opt.is_main:
+                print(f'note: {path} not found: weights loaded, optimizer/schedule start fresh at '
+                      f'--epoch_count {self.opt.epoch_count}')
+            return None
+        return load_checkpoint(path, map_location='cpu')
+
