@@ -1,36 +1,29 @@
-"""CLIP image and text encoders, CLIP's BPE tokenizer and its preprocessing, in plain PyTorch.
+"""CLIP image and text encoders, weight loading and preprocessing, in plain PyTorch.
 
 StyleGAN-NADA steers a generator with a frozen CLIP, so what matters is exact agreement with the weights
-people already have: OpenAI's released TorchScript archives (read here without running their code) and open_clip
-checkpoints. The architecture is inferred from the state dict by the same rules as OpenAI's `build_model`, and
-the parameter names are OpenAI's, so a file either loads strictly or the error names what does not fit.
+people already have: OpenAI's released TorchScript archives (read without running their code, see
+models/clip_weights.py) and open_clip checkpoints. The architecture is inferred from the state dict by the same
+rules as OpenAI's `build_model`, and the parameter names are OpenAI's, so a file either loads strictly or the
+error names what does not fit. The BPE tokenizer is in models/clip_tokenizer.py.
 """
 import collections
-import gzip
-import html
-import importlib.util
 import json
 import math
 import os
-import pickle
-import re
-import unicodedata
-import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from util.util import UsageError, load_checkpoint
+from util.util import UsageError
+
+from .clip_weights import read_clip_state_dict
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_CLIP_DIR = os.path.join('~', '.cache', 'clip')
-VOCAB_FILENAME = 'bpe_simple_vocab_16e6.txt.gz'
-SOT, EOT = '<|startoftext|>', '<|endoftext|>'
 
 
 @dataclass(frozen=True)
@@ -284,150 +277,7 @@ class CLIP(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Reading weight files.
-
-_STORAGE_DTYPES = {
-    'FloatStorage': torch.float32, 'HalfStorage': torch.float16, 'BFloat16Storage': torch.bfloat16,
-    'DoubleStorage': torch.float64, 'LongStorage': torch.int64, 'IntStorage': torch.int32,
-    'ShortStorage': torch.int16, 'CharStorage': torch.int8, 'ByteStorage': torch.uint8, 'BoolStorage': torch.bool,
-}
-
-
-class _ScriptObject:
-    """Stands in for every TorchScript class in an archive: keeps the attribute dict, runs no code."""
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-def _rebuild_tensor(storage, offset, size, stride, *_):
-    return torch.as_strided(storage, size, stride, offset)
-
-
-_JIT_LIST_BUILDERS = {name: list for name in ('build_intlist', 'build_doublelist', 'build_boollist',
-                                              'build_tensorlist')}
-_JIT_LIST_BUILDERS['restore_type_tag'] = lambda value, type_str: value
-
-
-class _ArchiveUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript `data.pkl` allowing only tensors, plain containers and module placeholders."""
-
-    def __init__(self, file, archive, prefix, path):
-        super().__init__(file)
-        self.archive, self.prefix, self.path = archive, prefix, path
-
-    def find_class(self, module, name):
-        if module == '__torch__' or module.startswith('__torch__.'):
-            return _ScriptObject
-        if module == 'torch' and name in _STORAGE_DTYPES:
-            return name
-        if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
-            return _rebuild_tensor
-        if (module, name) == ('collections', 'OrderedDict'):
-            return collections.OrderedDict
-        if module == 'torch.jit._pickle' and name in _JIT_LIST_BUILDERS:  # typed lists in older archives
-            return _JIT_LIST_BUILDERS[name]
-        raise UsageError(f'{self.path} is a TorchScript archive holding {module}.{name}, which a CLIP weight file '
-                         'does not contain; use the .pt file released by OpenAI or a plain state dict')
-
-    def persistent_load(self, pid):
-        _, storage_type, key, _, numel = pid
-        dtype = _STORAGE_DTYPES[storage_type]
-        raw = self.archive.read(f'{self.prefix}/data/{key}')
-        if len(raw) != numel * dtype.itemsize:
-            raise UsageError(f'{self.path} is truncated or corrupt (tensor {key}); download it again')
-        return torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
-
-
-def _torchscript_prefix(path):
-    """The archive's folder name if `path` is a TorchScript zip (OpenAI's release format), else None."""
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            folder, _, rest = name.partition('/')
-            if rest == 'constants.pkl':
-                return folder
-    return None
-
-
-def _read_torchscript(path, prefix):
-    """The parameters and buffers of a traced TorchScript module, read from its zip without executing it.
-
-    In a traced archive a module's tensor attributes are exactly its parameters and buffers (plain tensors
-    become graph constants), so walking the pickled module tree reproduces `torch.jit.load(path).state_dict()`.
-    """
-    with zipfile.ZipFile(path) as z, z.open(f'{prefix}/data.pkl') as f:
-        root = _ArchiveUnpickler(f, z, prefix, path).load()
-    if not isinstance(root, _ScriptObject):
-        raise UsageError(f'{path} is a TorchScript archive without a module; use the .pt file released by OpenAI')
-    state, stack = {}, [('', root)]
-    while stack:
-        prefix, obj = stack.pop()
-        for name, value in obj.state.items():
-            if isinstance(value, torch.Tensor):
-                state[prefix + name] = value
-            elif isinstance(value, _ScriptObject):
-                stack.append((prefix + name + '.', value))
-    return state
-
-
-_SAFETENSORS_DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64,
-                       'I64': torch.int64, 'I32': torch.int32, 'I16': torch.int16, 'I8': torch.int8,
-                       'U8': torch.uint8, 'BOOL': torch.bool}
-
-
-def _read_safetensors(path):
-    """A .safetensors file (open_clip's Hugging Face uploads): a JSON header, then raw little-endian tensors."""
-    try:
-        with open(path, 'rb') as f:
-            header_len = int.from_bytes(f.read(8), 'little')
-            header = json.loads(f.read(header_len))
-            data = bytearray(f.read())
-        state = {}
-        for key, meta in header.items():
-            if key == '__metadata__':
-                continue
-            start, end = meta['data_offsets']
-            dtype = _SAFETENSORS_DTYPES[meta['dtype']]
-            flat = torch.frombuffer(data, dtype=dtype, offset=start, count=(end - start) // dtype.itemsize) \
-                if end > start else torch.empty(0, dtype=dtype)
-            state[key] = flat.reshape(meta['shape'])
-        return state
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise UsageError(f'cannot read {path} as safetensors ({e}); the file is corrupt or not a safetensors file')
-
-
-def read_clip_state_dict(path):
-    """A CLIP state dict in OpenAI's key layout from any of the files people have.
-
-    Accepts OpenAI's TorchScript archives, plain state dicts (torch.save, weights only), open_clip training
-    checkpoints ({'state_dict': {'module.…'}}), open_clip's CustomTextCLIP layout (text tower under `text.`)
-    and .safetensors files.
-    """
-    path = os.fspath(path)
-    prefix = _torchscript_prefix(path)
-    if prefix is not None:
-        sd = _read_torchscript(path, prefix)
-    elif path.endswith('.safetensors'):
-        sd = _read_safetensors(path)
-    else:
-        sd = load_checkpoint(path)
-    if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict):
-        sd = sd['state_dict']
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise UsageError(f'{path} does not hold a state dict of tensors; use a CLIP weight file '
-                         '(OpenAI .pt archive, open_clip checkpoint or state dict)')
-    if sd and all(k.startswith('module.') for k in sd):
-        sd = {k[len('module.'):]: v for k, v in sd.items()}
-    if 'text.token_embedding.weight' in sd:
-        sd = {k[len('text.'):] if k.startswith('text.') else k: v for k, v in sd.items()}
-    for key in ('input_resolution', 'context_length', 'vocab_size'):  # TorchScript-only metadata
-        sd.pop(key, None)
-    if 'logit_scale' in sd:
-        sd['logit_scale'] = sd['logit_scale'].reshape(())
-    return sd
-
+# Building a CLIP from a weight file (read by models/clip_weights.py).
 
 _LAYOUT_HINT = ('expected OpenAI CLIP keys (visual.conv1.weight, visual.proj or visual.attnpool.*, '
                 'token_embedding.weight, positional_embedding, transformer.resblocks.*, ln_final.*, '
@@ -559,170 +409,3 @@ def preprocess(images, n_px=224, value_range=(0.0, 1.0), mean=CLIP_MEAN, std=CLI
     mean = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Tokenizer.
-
-def find_bpe_vocab(path=None, clip_dir=DEFAULT_CLIP_DIR):
-    """The BPE vocabulary: `path` (--clip_vocab), else inside `clip_dir`, else inside an installed `clip` or
-    `open_clip` package (located with find_spec, so the package is never imported)."""
-    if path:
-        if not os.path.isfile(path):
-            raise UsageError(f'CLIP vocabulary not found: {path}; check --clip_vocab')
-        return path
-    candidates = [os.path.join(os.path.expanduser(clip_dir), VOCAB_FILENAME)]
-    for package in ('clip', 'open_clip'):
-        try:
-            spec = importlib.util.find_spec(package)
-        except (ImportError, ValueError):
-            spec = None
-        for folder in (spec.submodule_search_locations or []) if spec else []:
-            candidates.append(os.path.join(folder, VOCAB_FILENAME))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    raise UsageError(f'CLIP vocabulary {VOCAB_FILENAME} not found; put it at {candidates[0]} or pass --clip_vocab '
-                     '(it ships in the openai/CLIP repository as clip/' + VOCAB_FILENAME + ')')
-
-
-@lru_cache()
-def bytes_to_unicode():
-    """Byte -> printable character map of GPT-2/CLIP byte-level BPE. Printable bytes map to themselves and come
-    first, the rest map to U+0100 onwards; this order is the order of the first 256 vocabulary ids."""
-    keep = [*range(ord('!'), ord('~') + 1), *range(ord('¡'), ord('¬') + 1), *range(ord('®'), ord('ÿ') + 1)]
-    rest = [b for b in range(256) if b not in keep]
-    return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
-
-
-# CLIP splits text with the `regex` pattern
-#   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+   (IGNORECASE).
-# The scanner below reproduces it with unicodedata, so no third-party module is needed. Two quirks of `regex`
-# are kept: its \s excludes U+001C..U+001F (str.isspace includes them), and under IGNORECASE U+0345 (a combining
-# mark that case-folds to a Greek iota) matches no branch, so like whitespace it is dropped and splits runs.
-_WHITESPACE_RUN = re.compile(r'[^\S\x1c-\x1f]+')
-_CONTRACTIONS = ('re', 've', 'll', 's', 't', 'm', 'd')
-
-
-def _char_class(c):
-    if (c.isspace() and not '\x1c' <= c <= '\x1f') or c == '\u0345':
-        return ' '
-    cat = unicodedata.category(c)[0]
-    return cat if cat in 'LN' else 'O'
-
-
-def pretokenize(text):
-    """Splits cleaned, lower-cased text into the pieces CLIP's regex finds."""
-    pieces, i, n = [], 0, len(text)
-    while i < n:
-        special = next((s for s in (SOT, EOT) if text.startswith(s, i)), None)
-        if special:
-            pieces.append(special)
-            i += len(special)
-            continue
-        if text[i] == "'":
-            suffix = next((s for s in _CONTRACTIONS if len(text) > i + len(s) and all(
-                a.casefold() == b for a, b in zip(text[i + 1:i + 1 + len(s)], s))), None)
-            if suffix:
-                pieces.append(text[i:i + 1 + len(suffix)])
-                i += 1 + len(suffix)
-                continue
-        kind = _char_class(text[i])
-        j = i + 1
-        if kind == 'L':
-            while j < n and _char_class(text[j]) == 'L':
-                j += 1
-        elif kind == 'O':
-            while j < n and _char_class(text[j]) == 'O':
-                j += 1
-        if kind != ' ':
-            pieces.append(text[i:j])
-        i = j
-    return pieces
-
-
-def clean_text(text):
-    """ftfy.fix_text (if installed, as CLIP does), HTML unescaping twice, whitespace collapsed, lower case.
-
-    Without ftfy, text that ftfy would repair (mojibake, curly quotes, full-width forms, ligatures) is tokenized
-    as given, only NFC-normalised; ordinary prompts are unaffected.
-    """
-    try:
-        import ftfy
-        text = ftfy.fix_text(text)
-    except ImportError:
-        text = unicodedata.normalize('NFC', text)
-    text = html.unescape(html.unescape(text)).strip()
-    return _WHITESPACE_RUN.sub(' ', text).strip().lower()
-
-
-class BPETokenizer:
-    """CLIP's byte-level BPE tokenizer (vocab = 256 bytes + 256 bytes with </w> + merges + 2 specials)."""
-
-    def __init__(self, vocab_path, vocab_size=49408):
-        n_merges = vocab_size - 512 - 2
-        try:
-            with gzip.open(vocab_path, 'rt', encoding='utf-8') as f:
-                lines = f.read().rstrip('\n').split('\n')[1:1 + n_merges]  # line 0 is a version header
-        except (OSError, EOFError, UnicodeDecodeError) as e:
-            raise UsageError(f'cannot read CLIP vocabulary {vocab_path} ({e}); use {VOCAB_FILENAME}') from None
-        merges = [tuple(line.split()) for line in lines]
-        if len(merges) < n_merges or any(len(m) != 2 for m in merges):
-            raise UsageError(f'{vocab_path} holds {len(merges)} valid merges, but a vocabulary of {vocab_size} needs '
-                             f'{n_merges}; use the {VOCAB_FILENAME} that matches the CLIP weights')
-        self.byte_encoder = bytes_to_unicode()
-        symbols = list(self.byte_encoder.values())
-        vocab = symbols + [s + '</w>' for s in symbols] + [a + b for a, b in merges] + [SOT, EOT]
-        self.encoder = {token: i for i, token in enumerate(vocab)}
-        self.decoder = {i: token for token, i in self.encoder.items()}
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
-        self.sot, self.eot = self.encoder[SOT], self.encoder[EOT]
-        self.cache = {SOT: [SOT], EOT: [EOT]}
-
-    def bpe(self, piece):
-        """The BPE symbols of one pre-tokenized piece: merge the lowest-ranked adjacent pair, everywhere, until
-        no pair is in the merge table."""
-        if piece in self.cache:
-            return self.cache[piece]
-        word = list(piece[:-1]) + [piece[-1] + '</w>']
-        while len(word) > 1:
-            pair = min(zip(word, word[1:]), key=lambda p: self.ranks.get(p, math.inf))
-            if pair not in self.ranks:
-                break
-            merged, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = merged
-        self.cache[piece] = word
-        return word
-
-    def encode(self, text):
-        ids = []
-        for piece in pretokenize(clean_text(text)):
-            mapped = ''.join(self.byte_encoder[b] for b in piece.encode('utf-8'))  # specials map to themselves
-            ids.extend(self.encoder[symbol] for symbol in self.bpe(mapped))
-        return ids
-
-    def decode(self, ids):
-        byte_decoder = {c: b for b, c in self.byte_encoder.items()}
-        text = ''.join(self.decoder[i] for i in ids)
-        return bytearray(byte_decoder[c] for c in text).decode('utf-8', errors='replace').replace('</w>', ' ')
-
-    def __call__(self, texts, context_length=77, truncate=False):
-        """(N, context_length) int32 token ids: start, text, end, zero padding (CLIP's `tokenize`)."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        result = torch.zeros(len(texts), context_length, dtype=torch.int32)
-        for row, text in enumerate(texts):
-            ids = [self.sot] + self.encode(text) + [self.eot]
-            if len(ids) > context_length:
-                if not truncate:
-                    raise UsageError(f'text {text[:40]!r}... is {len(ids)} tokens, longer than the CLIP context of '
-                                     f'{context_length}; shorten it')
-                ids = ids[:context_length - 1] + [self.eot]
-            result[row, :len(ids)] = torch.tensor(ids, dtype=torch.int32)
-        return result

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from data.base_dataset import load_image
 from data.image_folder import make_dataset
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
-from . import clip
+from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
 from .gan_training import IterationRun, adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
 from .stylegan2_io import (CKPT_RE, add_generate_options, add_network_options, build_generator, check_sample_counts,
@@ -171,7 +171,8 @@ class NADAModel(IterationRun, BaseModel):
           help='CLIP models: names (files in --clip_dir) or weight-file paths, e.g. ViT-B/32 ViT-B/16')
         g('--clip_model_weights', type=str, nargs='+', default=['1.0'], help='loss weight of each CLIP model')
         g('--clip_dir', type=str, default=clip.DEFAULT_CLIP_DIR, help='folder of OpenAI CLIP files (ViT-B-32.pt, ...)')
-        g('--clip_vocab', type=str, default=None, help=f'path of {clip.VOCAB_FILENAME} (default: in --clip_dir, '
+        g('--clip_vocab', type=str, default=None,
+          help=f'path of {clip_tokenizer.VOCAB_FILENAME} (default: in --clip_dir, '
           'or inside an installed clip/open_clip package)')
         g('--clip_activation', type=str, default='auto', choices=['auto', 'quick_gelu', 'gelu'],
           help='auto: QuickGELU (OpenAI) unless an open_clip_config.json beside the weights says otherwise')
@@ -226,11 +227,11 @@ class NADAModel(IterationRun, BaseModel):
         self.loss_names = ['clip'] + [n for n in ('direction', 'global', 'manifold') if getattr(opt, 'lambda_' + n)]
 
         activation = {'auto': None, 'quick_gelu': True, 'gelu': False}[opt.clip_activation]
-        vocab = clip.find_bpe_vocab(opt.clip_vocab, opt.clip_dir)
+        vocab = clip_tokenizer.find_bpe_vocab(opt.clip_vocab, opt.clip_dir)
         self.clip_losses = []
         for name, weight in zip(names, weights):
             model = clip.load_clip(name, opt.clip_dir, quick_gelu=activation)
-            tokenizer = clip.BPETokenizer(vocab, vocab_size=model.config.vocab_size)
+            tokenizer = clip_tokenizer.BPETokenizer(vocab, vocab_size=model.config.vocab_size)
             self.clip_losses.append((weight, CLIPLoss(model, tokenizer)))
         self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, 0.0, 0.99, 4)  # NADA's g_reg_every 4
         self.optimizers = [self.optimizer_G]

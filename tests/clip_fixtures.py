@@ -1,6 +1,6 @@
 """Tiny CLIPs, a tiny BPE vocabulary, and writers for the file formats CLIP weights come in.
 
-The writers do not use models/clip.py, so the reader is checked against independently produced files.
+The writers do not use models/clip_weights.py, so the reader is checked against independently produced files.
 """
 import collections
 import gzip
@@ -38,7 +38,7 @@ def tiny_clip(config, seed=0, quick_gelu=True):
 
 
 def byte_symbols():
-    """GPT-2's byte -> character table, written out independently of models/clip.py."""
+    """GPT-2's byte -> character table, written out independently of models/clip_tokenizer.py."""
     printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
     rest = [b for b in range(256) if b not in printable]
     return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(rest)}}

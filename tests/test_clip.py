@@ -1,5 +1,6 @@
-"""models/clip.py: architecture inference and strict loading from every weight-file layout, the BPE tokenizer
-against a naive reference, vocabulary lookup, preprocessing. Tiny random CLIPs, plus one full-size ViT-B/32."""
+"""models/clip.py, clip_weights.py and clip_tokenizer.py: architecture inference and strict loading from every
+weight-file layout, the BPE tokenizer against a naive reference, vocabulary lookup, preprocessing. Tiny random
+CLIPs, plus one full-size ViT-B/32."""
 import gc
 import gzip
 import html
@@ -16,6 +17,8 @@ import torch
 from PIL import Image
 
 from models import clip as C
+from models import clip_tokenizer as T
+from models import clip_weights as W
 from clip_fixtures import (TINY_RN, TINY_VIT, VOCAB_SIZE, make_vocab, openai_extras, save_open_clip_hf,
                            save_safetensors, save_torchscript_archive, tiny_clip, to_openai_precision)
 from util.util import UsageError
@@ -58,7 +61,7 @@ def test_openai_torchscript_archive(tmp_path, config):
     sd = to_openai_precision(tiny_clip(config).state_dict())
     path = str(tmp_path / 'model.pt')
     save_torchscript_archive(sd, path, extras=openai_extras(config))
-    read = C.read_clip_state_dict(path)
+    read = W.read_clip_state_dict(path)
     jit = torch.jit.load(path, map_location='cpu').state_dict()
     assert set(jit) - set(read) == {'input_resolution', 'context_length', 'vocab_size'}
     for k, v in read.items():
@@ -82,7 +85,7 @@ def test_archive_reader_runs_no_code(tmp_path):
         z.writestr('evil/data.pkl', pickle.dumps({'x': Payload()}, protocol=2))
         z.writestr('evil/constants.pkl', pickle.dumps(()))
     with pytest.raises(UsageError, match='TorchScript archive holding'):
-        C.read_clip_state_dict(str(path))
+        W.read_clip_state_dict(str(path))
     assert not marker.exists()
 
 
@@ -248,7 +251,7 @@ class ReferenceTokenizer:
             import ftfy
             text = ftfy.fix_text(text)
         except ImportError:
-            text = unicodedata.normalize('NFC', text)   # models/clip.py's documented stand-in for ftfy
+            text = unicodedata.normalize('NFC', text)   # clip_tokenizer.py's documented stand-in for ftfy
         text = html.unescape(html.unescape(text)).strip()
         text = self.re.sub(r'\s+', ' ', text).strip().lower()
         out = []
@@ -289,7 +292,7 @@ TOKENIZER_STRINGS = [
 def _tokenizers(tmp_path):
     path = str(tmp_path / 'bpe_simple_vocab_16e6.txt.gz')
     merges = make_vocab(path)
-    return C.BPETokenizer(path, vocab_size=VOCAB_SIZE), ReferenceTokenizer(merges), merges
+    return T.BPETokenizer(path, vocab_size=VOCAB_SIZE), ReferenceTokenizer(merges), merges
 
 
 def test_tokenizer_matches_reference(tmp_path):
@@ -329,14 +332,14 @@ def test_pretokenizer_classes_match_regex_for_every_assigned_character():
             continue
         # letter ['ac','!','c','1'], digit ['a','c','!','c','1'], other ['a','c!c','1'], dropped ['a','!','1']
         probe = 'a' + c + '!' + c + '1'
-        assert C.pretokenize(probe) == pattern.findall(probe), hex(cp)
+        assert T.pretokenize(probe) == pattern.findall(probe), hex(cp)
 
 
 def test_tokenizer_rejects_short_vocab(tmp_path):
     path = str(tmp_path / 'v.txt.gz')
     make_vocab(path, n_merges=20)
     with pytest.raises(UsageError, match='holds 20 valid merges'):
-        C.BPETokenizer(path, vocab_size=VOCAB_SIZE)
+        T.BPETokenizer(path, vocab_size=VOCAB_SIZE)
 
 
 def test_find_bpe_vocab(tmp_path, monkeypatch):
@@ -345,26 +348,26 @@ def test_find_bpe_vocab(tmp_path, monkeypatch):
     empty.mkdir()
     explicit = tmp_path / 'my_vocab.txt.gz'
     explicit.write_bytes(gzip.compress(b'#version: 0.2\n'))
-    assert C.find_bpe_vocab(str(explicit)) == str(explicit)
+    assert T.find_bpe_vocab(str(explicit)) == str(explicit)
     with pytest.raises(UsageError, match='--clip_vocab'):
-        C.find_bpe_vocab(str(tmp_path / 'nope.gz'))
-    in_dir = clip_dir / C.VOCAB_FILENAME
+        T.find_bpe_vocab(str(tmp_path / 'nope.gz'))
+    in_dir = clip_dir / T.VOCAB_FILENAME
     in_dir.write_bytes(explicit.read_bytes())
-    assert C.find_bpe_vocab(None, clip_dir=str(clip_dir)) == str(in_dir)
+    assert T.find_bpe_vocab(None, clip_dir=str(clip_dir)) == str(in_dir)
     # an installed open_clip package is found through its spec and never imported
     site = tmp_path / 'site'
     (site / 'open_clip').mkdir(parents=True)
     (site / 'open_clip' / '__init__.py').write_text('raise RuntimeError("imported")\n')
-    packaged = site / 'open_clip' / C.VOCAB_FILENAME
+    packaged = site / 'open_clip' / T.VOCAB_FILENAME
     packaged.write_bytes(explicit.read_bytes())
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, 'open_clip', raising=False)
-    assert C.find_bpe_vocab(None, clip_dir=str(empty)) == str(packaged)
+    assert T.find_bpe_vocab(None, clip_dir=str(empty)) == str(packaged)
     assert 'open_clip' not in sys.modules
     packaged.unlink()
     with pytest.raises(UsageError) as e:
-        C.find_bpe_vocab(None, clip_dir=str(empty))
-    assert str(empty / C.VOCAB_FILENAME) in str(e.value)
+        T.find_bpe_vocab(None, clip_dir=str(empty))
+    assert str(empty / T.VOCAB_FILENAME) in str(e.value)
 
 
 # --- preprocessing ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from clip_fixtures import (VOCAB_SIZE, make_vocab, openai_extras, save_torchscri
                            to_openai_precision)
 from helpers import load_entry, make_folder
 from models import clip as C
+from models import clip_tokenizer
 from models import create_model
 from models import stylegan2 as sg
 from models.nada_model import TEMPLATES, NADAModel
@@ -60,7 +61,7 @@ def test_text_direction_averages_template_directions(files, tmp_path):
     model = make_model(files, tmp_path)
     judge = model.clip_losses[0][1]
     raw = C.load_clip(files['clip'])
-    tok = C.BPETokenizer(files['vocab'], vocab_size=VOCAB_SIZE)
+    tok = clip_tokenizer.BPETokenizer(files['vocab'], vocab_size=VOCAB_SIZE)
     with torch.no_grad():
         src, tgt = (F.normalize(raw.encode_text(tok([t.format(c) for t in TEMPLATES])), dim=-1)
                     for c in ('photo', 'sketch'))
