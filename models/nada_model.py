@@ -17,7 +17,6 @@ tools, `--model stylegan2`'s generate and GAN Sketching read them. Deliberate di
 the two generators share one style-mixing crossover (the reference draws one each, which breaks the pairing),
 the final generator is always saved, and --continue_train resumes from the latest checkpoint.
 """
-import argparse
 import os
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 
 from data.base_dataset import load_image
 from data.image_folder import make_dataset
+from options.common import add_aliased
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip
 from .base_model import BaseModel, rng_state, set_rng_state
@@ -139,11 +139,11 @@ class NADAModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_network_options(parser, train_defaults=False)
+        group = add_network_options(parser.add_argument_group('nada options'), train_defaults=False)
+        g = group.add_argument
         parser.set_defaults(dataset_mode='')
         if not is_train:
-            add_generate_options(parser, truncation=0.7, gansketch_inputs=False)
-            g = parser.add_argument
+            add_generate_options(group, truncation=0.7, gansketch_inputs=False)
             g('--frozen_gen_ckpt', type=str, default=None, help='the generator NADA adapted, shown beside each '
               'sample (default: the frozen_gen_ckpt in train_opt.txt beside the checkpoint)')
             g('--latents', type=str, default=None, help='.npy or torch file of latents to render instead of random '
@@ -153,7 +153,6 @@ class NADAModel(BaseModel):
               '--truncation applies to z only; w and W+ are rendered as they are')
             return parser
         parser.set_defaults(lr=0.002, batch_size=16)
-        g = parser.add_argument
         g('--frozen_gen_ckpt', type=str, default=None, help='StyleGAN2 generator to adapt (rosinality format, g_ema)')
         g('--train_gen_ckpt', type=str, default=None, help='initial weights of the trained copy (default: frozen)')
         g('--source_class', type=str, default='dog', help='text describing the generator\'s domain')
@@ -175,13 +174,14 @@ class NADAModel(BaseModel):
           'or inside an installed clip/open_clip package)')
         g('--clip_activation', type=str, default='auto', choices=['auto', 'quick_gelu', 'gelu'],
           help='auto: QuickGELU (OpenAI) unless an open_clip_config.json beside the weights says otherwise')
-        g('--iter', type=int, default=1000, help='training iterations')
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
-        g('--n_sample', type=int, default=64, help='fixed-z samples shown every --output_interval iterations')
+        add_aliased(group, 'max_iter', type=int, default=1000, help='training iterations')
+        add_aliased(group, 'num_samples', type=int, default=64,
+                    help='fixed-z samples shown every --output_interval iterations')
         g('--mixing', type=float, default=0.0, help='style-mixing probability (0 as in the paper)')
         g('--sample_truncation', type=float, default=0.7, help='truncation of the shown samples')
         g('--output_interval', type=int, default=100, help='show samples every this many iterations')
-        g('--save_interval', type=int, default=None, help='also save a checkpoint every this many iterations')
+        add_aliased(group, 'save_freq', type=int, default=None,
+                    help='also save a checkpoint every this many iterations')
         return parser
 
     def __init__(self, opt):
@@ -190,11 +190,11 @@ class NADAModel(BaseModel):
             return
         if not opt.frozen_gen_ckpt:
             raise UsageError('--model nada needs --frozen_gen_ckpt: the StyleGAN2 generator (.pt with g_ema) to adapt')
-        for key in ('iter', 'n_sample', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
+        for key in ('max_iter', 'num_samples', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
-        if opt.save_interval is not None and opt.save_interval < 1:
-            raise UsageError('--save_interval must be at least 1')
+        if opt.save_freq is not None and opt.save_freq < 1:
+            raise UsageError('--save_freq must be at least 1')
         if not (opt.lambda_direction or opt.lambda_global or opt.lambda_manifold):
             raise UsageError('all CLIP loss weights are 0; set --lambda_direction (1 in the paper)')
         if not opt.source_class.strip() or not (opt.target_class.strip() or opt.style_img_dir):
@@ -250,7 +250,7 @@ class NADAModel(BaseModel):
         with torch.no_grad():
             z = torch.randn(4096, self.netG.style_dim, generator=fixed).to(self.device)
             self.mean_w = self.netG_frozen.style(z).mean(0, keepdim=True)
-        self.fixed_z = torch.randn(opt.n_sample, self.netG.style_dim, generator=fixed).to(self.device)
+        self.fixed_z = torch.randn(opt.num_samples, self.netG.style_dim, generator=fixed).to(self.device)
         for _, judge in self.clip_losses:
             judge.set_text_targets(opt.source_class, opt.target_class)
         if opt.style_img_dir:
@@ -387,7 +387,7 @@ class NADAModel(BaseModel):
     def compute_visuals(self):
         """Fixed-z samples of both generators (truncated, fixed noise), side by side in grids."""
         o = self.opt
-        nrow = max(1, int(o.n_sample ** 0.5))
+        nrow = max(1, int(o.num_samples ** 0.5))
         w = [self.mean_w + o.sample_truncation * (self.netG_frozen.style(self.fixed_z) - self.mean_w)]
         kwargs = dict(input_is_latent=True, randomize_noise=False)
         self.visuals = OrderedDict(source=image_grid(self.netG_frozen(w, **kwargs)[0], nrow),
@@ -399,14 +399,14 @@ class NADAModel(BaseModel):
     # ---------------------------------------------------------------- loop and sampling
     def train_loop(self, dataset, visualizer):
         """`dataset` is unused. Step i is followed by samples when i % output_interval == 0 and a checkpoint
-        NNNNNN.pt (= i) when i % save_interval == 0, as in the reference; the last step is always saved, and
+        NNNNNN.pt (= i) when i % save_freq == 0, as in the reference; the last step is always saved, and
         LoopControl saves on Ctrl-C/SIGTERM and handles non-finite updates."""
         o = self.opt
         with LoopControl(self, lambda: self.save(self.iteration - 1)) as control:
-            while self.iteration < o.iter:
+            while self.iteration < o.max_iter:
                 i, t0 = self.iteration, time.time()
                 self.optimize_parameters()
-                last = self.iteration == o.iter
+                last = self.iteration == o.max_iter
                 if self.iteration % o.print_freq == 0 or last:
                     losses = self.get_current_losses()
                     control.check_finite(losses, f'at iteration {i}')
@@ -415,7 +415,7 @@ class NADAModel(BaseModel):
                 if i % o.output_interval == 0 or last:
                     self.compute_visuals()
                     visualizer.display_current_results(self.get_current_visuals(), i, True)
-                if (o.save_interval and i > 0 and i % o.save_interval == 0) or last:
+                if (o.save_freq and i > 0 and i % o.save_freq == 0) or last:
                     self.save(i)
                 control.after_step()
 
@@ -441,7 +441,7 @@ class NADAModel(BaseModel):
         if o.latents:
             latents, space = read_latents(o.latents, o.latent_space, frozen)
         else:
-            latents, space = torch.randn(o.samples, frozen.style_dim), 'z'
+            latents, space = torch.randn(o.num_samples, frozen.style_dim), 'z'
         centre = (frozen.mean_latent(o.truncation_mean, torch.Generator().manual_seed(0))  # same on every run
                   if space == 'z' and o.truncation < 1 else None)
         noise = [getattr(frozen.noises, f'noise_{i}') for i in range(frozen.num_layers)]

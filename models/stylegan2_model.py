@@ -28,6 +28,7 @@ from dominate import document, tags
 from data import DataStream
 from util.stop import StopFlag
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
+from options.common import add_aliased
 from .base_model import BaseModel, rng_state, set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
 
@@ -36,34 +37,36 @@ CKPT_RE = re.compile(r'^(\d+)\.pt$')
 
 
 # ----------------------------------------------------------------------------------------- options
-def add_network_options(parser, train_defaults):
-    """Generator/discriminator shape. Without `train_defaults` they default to None: read from the checkpoint."""
+def add_network_options(group, train_defaults):
+    """Generator/discriminator shape (in the model's --help group). Without `train_defaults` they default to
+    None: read from the checkpoint."""
     d = (lambda v: v) if train_defaults else (lambda v: None)
-    g = parser.add_argument
+    g = group.add_argument
     g('--size', type=int, default=d(256), help='image size (power of 2); default: from the checkpoint')
     g('--z_dim', type=int, default=d(512), help='dimension of z and w; default: from the checkpoint')
     g('--n_mlp', type=int, default=d(8), help='layers of the mapping network; default: from the checkpoint')
     g('--channel_multiplier', type=int, default=d(2), help='StyleGAN2 channel multiplier (2 = config-f)')
     g('--channel_max', type=int, default=d(512), help='cap on feature channels (512: the reference)')
     g('--lr_mlp', type=float, default=0.01, help='learning-rate multiplier of the mapping network')
-    return parser
+    return group
 
 
-def add_generate_options(parser, truncation, gansketch_inputs=True):
+def add_generate_options(group, truncation, gansketch_inputs=True):
     """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
     `gansketch_inputs` (--fixed_z, --w_shift)."""
-    g = parser.add_argument
+    g = group.add_argument
     g('--ckpt', type=str, default=None, help='generator file: a plain G state dict (GAN Sketching) or a checkpoint '
       'with g_ema (rosinality, NADA, ours); default: the latest of checkpoints/<name>')
     g('--save_dir', type=str, default=None, help='output folder (default: results_dir/<name>)')
-    g('--samples', type=int, default=50, help='number of random latents to generate (ignored with a latents file)')
+    add_aliased(group, 'num_samples', type=int, default=50,
+                help='number of random latents to generate (ignored with a latents file)')
     g('--truncation', type=float, default=truncation, help='truncation psi (1 = none)')
     g('--truncation_mean', type=int, default=4096, help='z samples averaged for the truncation centre')
     if gansketch_inputs:
         g('--fixed_z', type=str, default=None, help='a torch-saved (N, z_dim) tensor of input noises')
         g('--w_shift', type=str, default=None, help='a .npy w-space shift added to z and to the truncation centre')
-    parser.set_defaults(batch_size=50)
-    return parser
+    group.set_defaults(batch_size=50)
+    return group
 
 
 def generator_kwargs(opt):
@@ -304,12 +307,12 @@ def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
 
 @torch.no_grad()
 def check_sample_counts(opt):
-    if opt.samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
-        raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+    if opt.num_samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
+        raise UsageError('--num_samples, --batch_size and --truncation_mean must be at least 1')
 
 
 def generate_samples(opt, ckpt, title):
-    """GAN Sketching's generate.py: `--samples` images (or one per row of --fixed_z) from the generator in
+    """GAN Sketching's generate.py: `--num_samples` images (or one per row of --fixed_z) from the generator in
     `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
     check_sample_counts(opt)
     device = opt.device
@@ -334,7 +337,7 @@ def generate_samples(opt, ckpt, title):
         if not torch.is_tensor(z_all) or z_all.ndim != 2 or z_all.shape[1] != net.style_dim:
             raise UsageError(f'--fixed_z {opt.fixed_z} must hold an (N, {net.style_dim}) tensor')
     else:
-        z_all = torch.randn(opt.samples, net.style_dim)
+        z_all = torch.randn(opt.num_samples, net.style_dim)
     names = []
     for start in range(0, len(z_all), opt.batch_size):
         z = z_all[start:start + opt.batch_size].to(device) + shift
@@ -356,13 +359,13 @@ class StyleGAN2Model(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_network_options(parser, train_defaults=is_train)
+        group = add_network_options(parser.add_argument_group('stylegan2 options'), train_defaults=is_train)
         if not is_train:
-            return add_generate_options(parser, truncation=1.0)
+            add_generate_options(group, truncation=1.0)
+            return parser
         parser.set_defaults(dataset_mode='image', lr=0.002, beta1=0.0, batch_size=16)
-        g = parser.add_argument
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
-        g('--iter', type=int, default=800000, help='total training iterations')
+        g = group.add_argument
+        add_aliased(group, 'max_iter', type=int, default=800000, help='total training iterations')
         g('--beta2', type=float, default=0.99, help='Adam beta2')
         g('--r1', type=float, default=10, help='R1 regularisation weight')
         g('--path_regularize', type=float, default=2, help='path-length regularisation weight')
@@ -371,8 +374,8 @@ class StyleGAN2Model(BaseModel):
         g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
         g('--mixing', type=float, default=0.9, help='style-mixing probability')
         g('--diffaug_policy', type=str, default='', help='DiffAugment ops for D inputs: color,translation,cutout')
-        g('--n_sample', type=int, default=64, help='fixed-z samples shown in the training visuals')
-        g('--save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
+        add_aliased(group, 'num_samples', type=int, default=64, help='fixed-z samples shown in the training visuals')
+        add_aliased(group, 'save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
         g('--ckpt', type=str, default=None, help='start from this training checkpoint (rosinality format)')
         return parser
 
@@ -381,7 +384,7 @@ class StyleGAN2Model(BaseModel):
         if not self.isTrain:
             return
         self.shard = (opt.rank, opt.world_size)
-        for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'n_sample'):
+        for key in ('max_iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'num_samples'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
         self.augment = parse_policy(opt.diffaug_policy)
@@ -418,7 +421,8 @@ class StyleGAN2Model(BaseModel):
         sd = self.state_dicts()
         o = self.opt
         args = {k: v for k, v in vars(o).items() if isinstance(v, (bool, int, float, str, type(None)))}
-        args.update(latent=o.z_dim, batch=o.batch_size, augment=False, augment_p=0.0)
+        args.update(latent=o.z_dim, batch=o.batch_size, iter=o.max_iter, n_sample=o.num_samples, augment=False,
+                    augment_p=0.0)  # rosinality's names
         return {'g': sd['G'], 'd': sd['D'], 'g_ema': sd['G_ema'], 'g_optim': self.optimizer_G.state_dict(),
                 'd_optim': self.optimizer_D.state_dict(), 'args': argparse.Namespace(**args),
                 'iter': self.iteration, 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(),
@@ -489,7 +493,7 @@ class StyleGAN2Model(BaseModel):
     @torch.no_grad()
     def compute_visuals(self, sample_z=None):
         """Grids of the last real and fake batches and, given fixed noises, of G_ema's samples."""
-        nrow = max(1, int(math.sqrt(self.opt.n_sample)))
+        nrow = max(1, int(math.sqrt(self.opt.num_samples)))
         self.visuals = OrderedDict(real=image_grid(self.real[:nrow * nrow], nrow),
                                    fake=image_grid(self.fake[:nrow * nrow], nrow))
         if sample_z is not None:
@@ -501,8 +505,8 @@ class StyleGAN2Model(BaseModel):
     # ---------------------------------------------------------------- loop and sampling
     def train_loop(self, dataset, visualizer):
         o = self.opt
-        sample_z = torch.randn(o.n_sample, o.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
-        run_iterations(self, dataset, visualizer, sample_z, o.iter, o.save_freq)
+        sample_z = torch.randn(o.num_samples, o.z_dim, generator=torch.Generator().manual_seed(0)).to(self.device)
+        run_iterations(self, dataset, visualizer, sample_z, o.max_iter, o.save_freq)
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
