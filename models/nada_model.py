@@ -17,6 +17,7 @@ tools, `--model stylegan2`'s generate and GAN Sketching read them. Deliberate di
 the two generators share one style-mixing crossover (the reference draws one each, which breaks the pairing),
 the final generator is always saved, and --continue_train resumes from the latest checkpoint.
 """
+import json
 import os
 import time
 from collections import OrderedDict
@@ -145,7 +146,7 @@ class NADAModel(BaseModel):
         if not is_train:
             add_generate_options(group, truncation=0.7, gansketch_inputs=False)
             g('--frozen_gen_ckpt', type=str, default=None, help='the generator NADA adapted, shown beside each '
-              'sample (default: the frozen_gen_ckpt in train_opt.txt beside the checkpoint)')
+              'sample (default: the frozen_gen_ckpt in train_opt.json beside the checkpoint)')
             g('--latents', type=str, default=None, help='.npy or torch file of latents to render instead of random '
               'ones, e.g. real images inverted elsewhere: z or w (N, z_dim), or W+ (N, n_latent, z_dim)')
             g('--latent_space', type=str, default='auto', choices=['auto', 'z', 'w', 'w+'],
@@ -474,17 +475,22 @@ def describe(g):
 
 
 def frozen_path_of(ckpt):
-    """The --frozen_gen_ckpt that trained `ckpt`, read from the train_opt.txt written beside it."""
-    opt_file = os.path.join(os.path.dirname(os.path.abspath(ckpt)), 'train_opt.txt')
-    path = None
+    """The --frozen_gen_ckpt that trained `ckpt`, read from the train_opt.json written beside it (or, for runs
+    trained before that file existed, from the train_opt.txt table)."""
+    stem = os.path.join(os.path.dirname(os.path.abspath(ckpt)), 'train_opt')
+    path, opt_file = None, stem + '.json'
     if os.path.isfile(opt_file):
+        with open(opt_file, encoding='utf-8') as f:
+            path = json.load(f).get('frozen_gen_ckpt')
+    elif os.path.isfile(stem + '.txt'):
+        opt_file = stem + '.txt'
         with open(opt_file, encoding='utf-8') as f:
             for line in f:
                 key, _, value = line.strip().partition(': ')
                 if key == 'frozen_gen_ckpt':
                     path = value.split('\t[default:')[0].strip()
     if not path or path == 'None':
-        raise UsageError(f'no train_opt.txt naming the frozen generator beside {ckpt}; pass --frozen_gen_ckpt FILE '
+        raise UsageError(f'no train_opt.json naming the frozen generator beside {ckpt}; pass --frozen_gen_ckpt FILE '
                          '(the StyleGAN2 the model was adapted from)')
     if not os.path.isfile(path):
         raise UsageError(f'the frozen generator {path} named in {opt_file} does not exist; pass --frozen_gen_ckpt FILE')

@@ -2,10 +2,11 @@
 
 Parsing runs in three passes like the reference: base options, then the chosen model's and dataset
 mode's `modify_commandline_options` (each adds a named --help group), then a strict parse, with --help,
-so an unknown flag is an error.
+so an unknown flag is an error. The table printed at start is saved as <phase>_opt.txt and .json.
 """
 import argparse
 import difflib
+import json
 import os
 import sys
 
@@ -171,5 +172,8 @@ class BaseOptions:
         lines.append('----------------- End -------------------')
         text = '\n'.join(lines)
         print(text)
-        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        atomic_write(os.path.join(expr_dir, f'{opt.phase}_opt.txt'), lambda f: f.write(text + '\n'), mode='w')
+        # The same options as JSON, for programs (e.g. NADA's generate finds the frozen generator there).
+        stem = os.path.join(opt.checkpoints_dir, opt.name, f'{opt.phase}_opt')
+        atomic_write(stem + '.txt', lambda f: f.write(text + '\n'), mode='w')
+        atomic_write(stem + '.json', lambda f: json.dump(vars(opt), f, indent=1, sort_keys=True, default=str),
+                     mode='w')
