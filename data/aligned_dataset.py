@@ -1,12 +1,18 @@
 """Paired data: each file in dataroot/<phase> holds A and B side by side (A left, B right), e.g. facades."""
 import functools
 
-from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, load_image, phase_folder
+from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_params, get_transform,
+                               load_image, phase_folder)
 from data.image_folder import make_dataset
 
 
 class AlignedDataset(BaseDataset):
     supports_device_cache = True
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        add_preprocess_options(parser.add_argument_group('dataset mode aligned options'), is_train)
+        return parser
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)

@@ -206,6 +206,19 @@ def phase_folder(opt, domain=''):
 
 # ---------------------------------------------------------------- preprocessing
 
+def add_preprocess_options(group, is_train):
+    """The reference's resize/crop/flip options, which Transform reads; the dataset modes that use it add them
+    to their --help group, so the others' saved options leave them out. Testing loads at --crop_size, as the
+    reference's test options do."""
+    g = group.add_argument
+    g('--load_size', type=int, default=286 if is_train else 256, help='scale images to this size')
+    g('--crop_size', type=int, default=256, help='then crop to this size')
+    g('--preprocess', type=str, default='resize_and_crop',
+      help='resize_and_crop | crop | scale_width | scale_width_and_crop | none')
+    g('--no_flip', action='store_true', help='do not flip images for augmentation')
+    return group
+
+
 def check_preprocess(opt):
     """Reject --preprocess values and sizes the transform cannot honour, before any image is read."""
     p = opt.preprocess

@@ -11,8 +11,8 @@ import functools
 
 import torch
 
-from data.base_dataset import (BaseDataset, check_preprocess, get_transform, phase_folder, prepare_file,
-                               to_tensor)
+from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_transform, phase_folder,
+                               prepare_file, to_tensor)
 from data.image_folder import make_dataset
 from util.util import UsageError
 
@@ -58,8 +58,9 @@ class ColorizationDataset(BaseDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train):
         parser.set_defaults(input_nc=1, output_nc=2, direction='AtoB')
-        parser.add_argument('--color_space', type=str, default='lab', choices=['lab', 'ycrcb'],
-                            help='colour space the generator works in: lab (L -> ab) or ycrcb (Y -> CrCb)')
+        group = add_preprocess_options(parser.add_argument_group('dataset mode colorization options'), is_train)
+        group.add_argument('--color_space', type=str, default='lab', choices=['lab', 'ycrcb'],
+                           help='colour space the generator works in: lab (L -> ab) or ycrcb (Y -> CrCb)')
         return parser
 
     def __init__(self, opt):

@@ -4,7 +4,6 @@ Images are centre-cropped to a square and resized (area filter when shrinking, s
 flipped at random unless --no_flip, as rosinality's prepare_data + dataset do. Returns {'A', 'A_paths'}
 with 'A' in [-1, 1] (3 channels).
 """
-import argparse
 import random
 
 import cv2
@@ -30,10 +29,9 @@ class ImageDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        try:  # the StyleGAN2 models define --size themselves
-            parser.add_argument('--size', type=int, default=256, help='images are cropped square and resized to this')
-        except argparse.ArgumentError:
-            pass
+        # --size is the generator's resolution, so the model defines it (it is needed without data too).
+        parser.add_argument_group('dataset mode image options').add_argument(
+            '--no_flip', action='store_true', help='do not flip images for augmentation')
         return parser
 
     def __init__(self, opt, root=None, size=None, flip=None):

@@ -10,7 +10,6 @@ to --size (labels with nearest neighbour), flipped together unless --no_flip, an
 scaled and rotated together (the reference's --aug). Returns {'image' (3, S, S) in [-1, 1], 'label' (S, S)
 int64, 'image_paths'}; `label_masks` turns labels into the +-1 one-hot masks the discriminator sees.
 """
-import argparse
 import json
 import os
 import random
@@ -92,16 +91,12 @@ class SegmentedDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        g = parser.add_argument
-        for flag, kw in (('--size', dict(type=int, default=256, help='images are cropped square and resized to this')),
-                         ('--seg_dim', dict(type=int, default=13, help='number of semantic classes'))):
-            try:  # --model semantic defines them itself
-                g(flag, **kw)
-            except argparse.ArgumentError:
-                pass
+        # --size and --seg_dim shape the generator too, so --model semantic defines them.
+        g = parser.add_argument_group('dataset mode segmented options').add_argument
         g('--class_merge', type=str, default='', help='map raw label values to classes first: '
           f'{" | ".join(MERGE_PRESETS)} | a JSON file {{"raw": class}} | a list raw:class,raw:class')
         g('--aug', action='store_true', help='also random shift/scale/rotate image and label together (p = 0.5)')
+        g('--no_flip', action='store_true', help='do not flip images for augmentation')
         return parser
 
     def __init__(self, opt):

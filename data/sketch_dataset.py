@@ -4,8 +4,6 @@ Sketches are dark strokes on a white background, loaded as grayscale by default 
 and returned at their own resolution in [-1, 1]; the model resizes them to the generator's size. All of
 them are decoded and checked when the dataset is built, so a bad file is reported before training starts.
 """
-import argparse
-
 import torch
 
 from data.base_dataset import BaseDataset, to_tensor
@@ -17,13 +15,9 @@ class SketchDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        for flag, kw in (('--dataroot_sketch', dict(type=str, default=None, help='folder of sketch images')),
-                         ('--sketch_channel', dict(type=int, default=1, choices=[1, 3],
-                                                   help='channels of the sketches (1: grayscale)'))):
-            try:  # --model gansketch defines them already
-                parser.add_argument(flag, **kw)
-            except argparse.ArgumentError:
-                pass
+        g = parser.add_argument_group('dataset mode sketch options').add_argument
+        g('--dataroot_sketch', type=str, default=None, help='folder of the user sketches')
+        g('--sketch_channel', type=int, default=1, choices=[1, 3], help='channels of the sketches (1: grayscale)')
         return parser
 
     def __init__(self, opt):

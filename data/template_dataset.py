@@ -3,7 +3,7 @@
 To make `--dataset_mode foo`: copy this file to data/foo_dataset.py and rename the class FooDataset.
 It reads dataroot/<phase>, where each image holds an A|B pair side by side, and returns tensors in [-1, 1].
 """
-from data.base_dataset import BaseDataset, get_params, get_transform, phase_folder
+from data.base_dataset import BaseDataset, add_preprocess_options, get_params, get_transform, phase_folder
 from data.image_folder import make_dataset
 
 
@@ -11,7 +11,10 @@ class TemplateDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        """Add options with parser.add_argument and change defaults with parser.set_defaults here."""
+        """Add options to a group titled for --help, and change defaults with parser.set_defaults, here."""
+        group = parser.add_argument_group('dataset mode template options')
+        add_preprocess_options(group, is_train)  # --load_size --crop_size --preprocess --no_flip, for get_transform
+        # group.add_argument('--my_option', type=int, default=1, help='what it does')
         return parser
 
     def __init__(self, opt):

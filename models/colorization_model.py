@@ -31,7 +31,7 @@ def lab_to_rgb_uint8(L, ab):
 class ColorizationModel(Pix2PixModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        Pix2PixModel.modify_commandline_options(parser, is_train)
+        Pix2PixModel.modify_commandline_options(parser, is_train, title='colorization options')
         parser.set_defaults(dataset_mode='colorization')
         return parser
 

@@ -3,6 +3,7 @@ import itertools
 
 import torch
 
+from options.common import add_translation_options
 from . import networks
 from .translation import TranslationModel
 from util.image_pool import ImagePool
@@ -12,12 +13,14 @@ from util.util import UsageError
 class CycleGANModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
+        add_translation_options(parser, is_train)
         parser.set_defaults(no_dropout=True)
         if is_train:
-            parser.add_argument('--lambda_A', type=float, default=10.0, help='weight for cycle loss (A -> B -> A)')
-            parser.add_argument('--lambda_B', type=float, default=10.0, help='weight for cycle loss (B -> A -> B)')
-            parser.add_argument('--lambda_identity', type=float, default=0.5,
-                                help='identity loss weight, relative to lambda_A/lambda_B; 0 turns it off')
+            g = parser.add_argument_group('cycle_gan options').add_argument
+            g('--lambda_A', type=float, default=10.0, help='weight for cycle loss (A -> B -> A)')
+            g('--lambda_B', type=float, default=10.0, help='weight for cycle loss (B -> A -> B)')
+            g('--lambda_identity', type=float, default=0.5,
+              help='identity loss weight, relative to lambda_A/lambda_B; 0 turns it off')
         return parser
 
     def __init__(self, opt):

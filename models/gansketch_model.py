@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from data import DataStream, create_dataset
+from options.common import add_aliased
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .photosketch import build_sketch_net
@@ -83,18 +84,18 @@ class GANSketchModel(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_network_options(parser, train_defaults=False)
+        group = add_network_options(parser.add_argument_group('gansketch options'), train_defaults=False)
         if not is_train:
-            return add_generate_options(parser, truncation=0.5)
-        parser.set_defaults(dataset_mode='sketch', lr=0.002, beta1=0.0, batch_size=4, gan_mode='softplus',
+            add_generate_options(group, truncation=0.5)
+            return parser
+        # --dataroot_sketch and --sketch_channel: the sketch dataset mode's options
+        parser.set_defaults(dataset_mode='sketch', lr=0.002, beta1=0.0, batch_size=4,
                             num_threads=0)  # sketches live in memory; the reference loads images in-process too
-        g = parser.add_argument
-        g('--dataroot_sketch', type=str, default=None, help='folder of the user sketches')
+        g = group.add_argument
         g('--dataroot_image', type=str, default=None, help='real images for image regularisation (--l_image)')
-        g('--sketch_channel', type=int, default=1, choices=[1, 3], help='channels of the sketches')
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
-        g('--max_iter', type=int, default=75001, help='training stops at this iteration')
-        g('--save_freq', type=int, default=2500, help='save every this many iterations (and at 0)')
+        add_aliased(group, 'max_iter', type=int, default=75001, help='training stops at this iteration')
+        add_aliased(group, 'save_freq', type=int, default=2500, help='save every this many iterations (and at 0)')
+        g('--gan_mode', type=str, default='softplus', help=' | '.join(GAN_MODES))
         g('--latent_avg_samples', type=int, default=8192, help='z samples for the mean w of psi=0.5 visuals')
         g('--mixing', type=float, default=0.9, help='style-mixing probability of the training fakes')
         g('--optim_param_g', type=str, default='style', choices=['style', 'w_shift'],

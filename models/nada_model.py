@@ -17,7 +17,7 @@ tools, `--model stylegan2`'s generate and GAN Sketching read them. Deliberate di
 the two generators share one style-mixing crossover (the reference draws one each, which breaks the pairing),
 the final generator is always saved, and --continue_train resumes from the latest checkpoint.
 """
-import argparse
+import json
 import os
 from collections import OrderedDict
 
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from data.base_dataset import load_image
 from data.image_folder import make_dataset
+from options.common import add_aliased
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
@@ -139,13 +140,13 @@ class NADAModel(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_network_options(parser, train_defaults=False)
+        group = add_network_options(parser.add_argument_group('nada options'), train_defaults=False)
+        g = group.add_argument
         parser.set_defaults(dataset_mode='')
         if not is_train:
-            add_generate_options(parser, truncation=0.7, gansketch_inputs=False)
-            g = parser.add_argument
+            add_generate_options(group, truncation=0.7, gansketch_inputs=False)
             g('--frozen_gen_ckpt', type=str, default=None, help='the generator NADA adapted, shown beside each '
-              'sample (default: the frozen_gen_ckpt in train_opt.txt beside the checkpoint)')
+              'sample (default: the frozen_gen_ckpt in train_opt.json beside the checkpoint)')
             g('--latents', type=str, default=None, help='.npy or torch file of latents to render instead of random '
               'ones, e.g. real images inverted elsewhere: z or w (N, z_dim), or W+ (N, n_latent, z_dim)')
             g('--latent_space', type=str, default='auto', choices=['auto', 'z', 'w', 'w+'],
@@ -153,7 +154,6 @@ class NADAModel(IterationRun, BaseModel):
               '--truncation applies to z only; w and W+ are rendered as they are')
             return parser
         parser.set_defaults(lr=0.002, batch_size=16)
-        g = parser.add_argument
         g('--frozen_gen_ckpt', type=str, default=None, help='StyleGAN2 generator to adapt (rosinality format, g_ema)')
         g('--train_gen_ckpt', type=str, default=None, help='initial weights of the trained copy (default: frozen)')
         g('--source_class', type=str, default='dog', help='text describing the generator\'s domain')
@@ -176,13 +176,14 @@ class NADAModel(IterationRun, BaseModel):
           'or inside an installed clip/open_clip package)')
         g('--clip_activation', type=str, default='auto', choices=['auto', 'quick_gelu', 'gelu'],
           help='auto: QuickGELU (OpenAI) unless an open_clip_config.json beside the weights says otherwise')
-        g('--iter', type=int, default=1000, help='training iterations')
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
-        g('--n_sample', type=int, default=64, help='fixed-z samples shown every --output_interval iterations')
+        add_aliased(group, 'max_iter', type=int, default=1000, help='training iterations')
+        add_aliased(group, 'num_samples', type=int, default=64,
+                    help='fixed-z samples shown every --output_interval iterations')
         g('--mixing', type=float, default=0.0, help='style-mixing probability (0 as in the paper)')
         g('--sample_truncation', type=float, default=0.7, help='truncation of the shown samples')
         g('--output_interval', type=int, default=100, help='show samples every this many iterations')
-        g('--save_interval', type=int, default=None, help='also save a checkpoint every this many iterations')
+        add_aliased(group, 'save_freq', type=int, default=None,
+                    help='also save a checkpoint every this many iterations')
         return parser
 
     def __init__(self, opt):
@@ -191,11 +192,11 @@ class NADAModel(IterationRun, BaseModel):
             return
         if not opt.frozen_gen_ckpt:
             raise UsageError('--model nada needs --frozen_gen_ckpt: the StyleGAN2 generator (.pt with g_ema) to adapt')
-        for key in ('iter', 'n_sample', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
+        for key in ('max_iter', 'num_samples', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
-        if opt.save_interval is not None and opt.save_interval < 1:
-            raise UsageError('--save_interval must be at least 1')
+        if opt.save_freq is not None and opt.save_freq < 1:
+            raise UsageError('--save_freq must be at least 1')
         if not (opt.lambda_direction or opt.lambda_global or opt.lambda_manifold):
             raise UsageError('all CLIP loss weights are 0; set --lambda_direction (1 in the paper)')
         if not opt.source_class.strip() or not (opt.target_class.strip() or opt.style_img_dir):
@@ -236,7 +237,7 @@ class NADAModel(IterationRun, BaseModel):
         self.optimizer_G = adam_for_lazy_reg(self.netG.parameters(), opt.lr, 0.0, 0.99, 4)  # NADA's g_reg_every 4
         self.optimizers = [self.optimizer_G]
         self.iteration, self.data_state = 0, {}
-        self.display_every, self.save_every = opt.output_interval, opt.save_interval
+        self.display_every, self.save_every = opt.output_interval, opt.save_freq
         self.shard = (opt.rank, opt.world_size)
         self.visuals = OrderedDict()
 
@@ -252,7 +253,7 @@ class NADAModel(IterationRun, BaseModel):
         with torch.no_grad():
             z = torch.randn(4096, self.netG.style_dim, generator=fixed).to(self.device)
             self.mean_w = self.netG_frozen.style(z).mean(0, keepdim=True)
-        self.fixed_z = torch.randn(opt.n_sample, self.netG.style_dim, generator=fixed).to(self.device)
+        self.fixed_z = torch.randn(opt.num_samples, self.netG.style_dim, generator=fixed).to(self.device)
         for _, judge in self.clip_losses:
             judge.set_text_targets(opt.source_class, opt.target_class)
         if opt.style_img_dir:
@@ -387,7 +388,7 @@ class NADAModel(IterationRun, BaseModel):
     def compute_visuals(self):
         """Fixed-z samples of both generators (truncated, fixed noise), side by side in grids."""
         o = self.opt
-        nrow = max(1, int(o.n_sample ** 0.5))
+        nrow = max(1, int(o.num_samples ** 0.5))
         w = [self.mean_w + o.sample_truncation * (self.netG_frozen.style(self.fixed_z) - self.mean_w)]
         kwargs = dict(input_is_latent=True, randomize_noise=False)
         self.visuals = OrderedDict(source=image_grid(self.netG_frozen(w, **kwargs)[0], nrow),
@@ -398,7 +399,7 @@ class NADAModel(IterationRun, BaseModel):
 
     # ---------------------------------------------------------------- loop and sampling
     def total_iterations(self):
-        return self.opt.iter
+        return self.opt.max_iter
 
     def save_training(self, pos, reason):
         if reason != 'interval' or self.iteration > 1:  # the reference's periodic saves skip iteration 0
@@ -429,7 +430,7 @@ class NADAModel(IterationRun, BaseModel):
         if o.latents:
             latents, space = read_latents(o.latents, o.latent_space, frozen)
         else:
-            latents, space = torch.randn(o.samples, frozen.style_dim), 'z'
+            latents, space = torch.randn(o.num_samples, frozen.style_dim), 'z'
         centre = (frozen.mean_latent(o.truncation_mean, torch.Generator().manual_seed(0))  # same on every run
                   if space == 'z' and o.truncation < 1 else None)
         noise = [getattr(frozen.noises, f'noise_{i}') for i in range(frozen.num_layers)]
@@ -462,17 +463,22 @@ def describe(g):
 
 
 def frozen_path_of(ckpt):
-    """The --frozen_gen_ckpt that trained `ckpt`, read from the train_opt.txt written beside it."""
-    opt_file = os.path.join(os.path.dirname(os.path.abspath(ckpt)), 'train_opt.txt')
-    path = None
+    """The --frozen_gen_ckpt that trained `ckpt`, read from the train_opt.json written beside it (or, for runs
+    trained before that file existed, from the train_opt.txt table)."""
+    stem = os.path.join(os.path.dirname(os.path.abspath(ckpt)), 'train_opt')
+    path, opt_file = None, stem + '.json'
     if os.path.isfile(opt_file):
+        with open(opt_file, encoding='utf-8') as f:
+            path = json.load(f).get('frozen_gen_ckpt')
+    elif os.path.isfile(stem + '.txt'):
+        opt_file = stem + '.txt'
         with open(opt_file, encoding='utf-8') as f:
             for line in f:
                 key, _, value = line.strip().partition(': ')
                 if key == 'frozen_gen_ckpt':
                     path = value.split('\t[default:')[0].strip()
     if not path or path == 'None':
-        raise UsageError(f'no train_opt.txt naming the frozen generator beside {ckpt}; pass --frozen_gen_ckpt FILE '
+        raise UsageError(f'no train_opt.json naming the frozen generator beside {ckpt}; pass --frozen_gen_ckpt FILE '
                          '(the StyleGAN2 the model was adapted from)')
     if not os.path.isfile(path):
         raise UsageError(f'the frozen generator {path} named in {opt_file} does not exist; pass --frozen_gen_ckpt FILE')

@@ -1,17 +1,20 @@
 """pix2pix: conditional GAN with a U-Net G and a PatchGAN D on (input, output) pairs, GAN + lambda*L1."""
 import torch
 
+from options.common import add_translation_options
 from . import networks
 from .translation import TranslationModel
 
 
 class Pix2PixModel(TranslationModel):
     @staticmethod
-    def modify_commandline_options(parser, is_train=True):
+    def modify_commandline_options(parser, is_train=True, title='pix2pix options'):
+        add_translation_options(parser, is_train)
         parser.set_defaults(norm='batch', netG='unet_256', dataset_mode='aligned')
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode='vanilla')
-            parser.add_argument('--lambda_L1', type=float, default=100.0, help='weight for L1 loss')
+            parser.add_argument_group(title).add_argument('--lambda_L1', type=float, default=100.0,
+                                                          help='weight for L1 loss')
         return parser
 
     def __init__(self, opt):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from data.segmented_dataset import label_masks
+from options.common import add_aliased
 from util import html
 from util.util import UsageError, atomic_write, load_checkpoint, save_image, tensor2im
 from .base_model import BaseModel, rng_state
@@ -84,10 +85,10 @@ def reference_args(opt):
                 local_channel=opt.local_channel, base_layers=opt.base_layers, depth_layers=opt.depth_layers,
                 coarse_size=opt.coarse_size, coarse_channel=opt.coarse_channel, min_feat_size=opt.min_feat_size,
                 residual_refine=opt.residual_refine, detach_texture=opt.detach_texture,
-                transparent_dims=list(transparent), iter=opt.iter, batch=opt.batch_size, lr=opt.lr,
+                transparent_dims=list(transparent), iter=opt.max_iter, batch=opt.batch_size, lr=opt.lr,
                 mixing=opt.mixing, r1_img=opt.r1_img, r1_seg=opt.r1_seg, path_regularize=opt.path_regularize,
                 path_batch_shrink=opt.path_batch_shrink, d_reg_every=opt.d_reg_every, g_reg_every=opt.g_reg_every,
-                lambda_mask=opt.lambda_mask, n_sample=opt.n_sample, save_every=opt.save_every,
+                lambda_mask=opt.lambda_mask, n_sample=opt.num_samples, save_every=opt.save_freq,
                 dataset=opt.dataroot, lr_mlp=opt.lr_mlp)
     return argparse.Namespace(**args)
 
@@ -142,13 +143,13 @@ class SemanticModel(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        g = parser.add_argument
+        group = parser.add_argument_group('semantic options')
+        g = group.add_argument
         if not is_train:
             g('--ckpt', type=str, default=None, help='checkpoint with g_ema and args (ours or the reference\'s); '
               'default: the latest of checkpoints/<name>')
             g('--save_dir', '--outdir', type=str, default=None, help='output folder (default: results_dir/<name>)')
-            g('--samples', '--sample', type=int, default=20, help='number of samples (or edited samples)')
-            g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
+            add_aliased(group, 'num_samples', type=int, default=20, help='number of samples (or edited samples)')
             g('--truncation', type=float, default=0.7, help='truncation psi (1 = none)')
             g('--truncation_mean', type=int, default=10000, help='z samples averaged for the truncation centre')
             g('--save_latent', action='store_true', help='also save each sample\'s w (1 x D, truncated) as .npy')
@@ -159,9 +160,8 @@ class SemanticModel(IterationRun, BaseModel):
               help='swap: take them from the next sample; resample: from a fresh random sample')
             parser.set_defaults(batch_size=8)
             return parser
-        add_network_options(parser, train_defaults=True)
+        add_network_options(group, train_defaults=True)
         parser.set_defaults(dataset_mode='segmented', lr=0.002, beta1=0.0, batch_size=16)
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
         g('--seg_dim', type=int, default=13, help='number of semantic classes (13 for CelebAMask-HQ)')
         g('--local_layers', type=int, default=10, help='layers of each local generator')
         g('--base_layers', type=int, default=2, help='leading local layers driven by the shared base latents')
@@ -188,9 +188,9 @@ class SemanticModel(IterationRun, BaseModel):
         g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
         g('--mixing', type=float, default=0.3, help='probability of per-class style mixing')
         g('--beta2', type=float, default=0.99, help='Adam beta2')
-        g('--iter', type=int, default=200000, help='total training iterations')
-        g('--n_sample', type=int, default=16, help='fixed-z samples shown in the training visuals')
-        g('--save_every', type=int, default=10000, help='save a checkpoint every this many iterations')
+        add_aliased(group, 'max_iter', type=int, default=200000, help='total training iterations')
+        add_aliased(group, 'num_samples', type=int, default=16, help='fixed-z samples shown in the training visuals')
+        add_aliased(group, 'save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
         g('--viz_every', dest='display_freq', type=int, default=argparse.SUPPRESS, help='alias of --display_freq')
         g('--ckpt', type=str, default=None, help='start from this checkpoint (ours or the reference\'s)')
         return parser
@@ -200,7 +200,7 @@ class SemanticModel(IterationRun, BaseModel):
         self.visuals = OrderedDict()
         if not self.isTrain:
             return
-        for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_every', 'n_sample'):
+        for key in ('max_iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'num_samples'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
         self.resume_path = self._resume_path()
@@ -212,8 +212,8 @@ class SemanticModel(IterationRun, BaseModel):
         self.shard = (opt.rank, opt.world_size)
         self.loss_names = ['D', 'G', 'mask', 'r1_img', 'r1_seg', 'path', 'path_length', 'real_score', 'fake_score']
         init_gan_training(self, lambda: generator_from_args(self.args), lambda: discriminator_from_args(self.args))
-        self.save_every = opt.save_every
-        self.sample_z = torch.randn(opt.n_sample, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
+        self.save_every = opt.save_freq
+        self.sample_z = torch.randn(opt.num_samples, self.netG.style_dim, generator=torch.Generator().manual_seed(0))
 
     def _take_architecture(self, saved):
         """Resuming: the networks are built as the checkpoint's args say; the schedule follows the options."""
@@ -330,7 +330,7 @@ class SemanticModel(IterationRun, BaseModel):
     @torch.no_grad()
     def compute_visuals(self):
         """Grids of the last real and fake batches with their masks, and G_ema's fixed-z samples."""
-        nrow = max(1, int(math.sqrt(self.opt.n_sample)))
+        nrow = max(1, int(math.sqrt(self.opt.num_samples)))
         n, k = nrow * nrow, self.seg_dim
         self.visuals = OrderedDict(real=image_grid(self.real[:n], nrow),
                                    real_seg=image_grid(colorize(self.real_label[:n], k), nrow),
@@ -350,7 +350,7 @@ class SemanticModel(IterationRun, BaseModel):
         return super().begin_training(dataset)
 
     def total_iterations(self):
-        return self.opt.iter
+        return self.opt.max_iter
 
     # ---------------------------------------------------------------- sampling and editing
     def generate(self):
@@ -367,18 +367,18 @@ class SemanticModel(IterationRun, BaseModel):
         load_net(g, ckpt['g_ema'] if 'g_ema' in ckpt else ckpt['g'], path, 'g_ema')
         g = g.to(self.device).eval()
         classes = self._edit_classes(g) if o.edit_class else None
-        if classes and o.edit_mode == 'swap' and o.samples < 2:
-            raise UsageError('--edit_mode swap exchanges latents between samples; use --samples 2 or more')
+        if classes and o.edit_mode == 'swap' and o.num_samples < 2:
+            raise UsageError('--edit_mode swap exchanges latents between samples; use --num_samples 2 or more')
         if o.seed is not None:
             torch.manual_seed(o.seed)
         mean = g.mean_latent(o.truncation_mean) if o.truncation < 1 else None
         with torch.no_grad():
-            w = g.style(torch.randn(o.samples, g.style_dim, device=self.device))
+            w = g.style(torch.randn(o.num_samples, g.style_dim, device=self.device))
             if mean is not None:
                 w = mean + o.truncation * (w - mean)
             donors = None
             if classes and o.edit_mode == 'resample':
-                donors = g.style(torch.randn(o.samples, g.style_dim, device=self.device))
+                donors = g.style(torch.randn(o.num_samples, g.style_dim, device=self.device))
                 donors = donors if mean is None else mean + o.truncation * (donors - mean)
         # edits get their own folder, so they never overwrite a samples page (or another edit's)
         sub = f'edit_{o.edit_part}_{o.edit_mode}_class_{"_".join(map(str, classes))}' if classes else ''
@@ -390,7 +390,7 @@ class SemanticModel(IterationRun, BaseModel):
             self._write_samples(g, w, page)
         page.save()
         if o.is_main:
-            print(f'wrote {o.samples} {"edits" if classes else "samples"} to {save_dir} (index.html)')
+            print(f'wrote {o.num_samples} {"edits" if classes else "samples"} to {save_dir} (index.html)')
         return save_dir
 
     def _edit_classes(self, g):

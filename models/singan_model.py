@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from data.single_image_dataset import read_single_image
+from options.common import add_aliased
 from util import html
 from util.training import Position, Stage
 from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im, atomic_write
@@ -84,7 +85,8 @@ class SinGANModel(BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        g = parser.add_argument
+        group = parser.add_argument_group('singan options')
+        g = group.add_argument
         if is_train:
             parser.set_defaults(dataset_mode='single_image', num_threads=0)
             g('--niter', type=int, default=2000, help='iterations per scale')
@@ -115,8 +117,8 @@ class SinGANModel(BaseModel):
             g('--mode', type=str, default='random_samples', choices=MODES, help='SinGAN application')
             g('--gen_start_scale', type=int, default=0,
               help='random_samples: scales below this one reconstruct the training image; noise from here on')
-            g('--num_samples', type=int, default=None,
-              help='images to generate (default 50 for random samples, else 1)')
+            add_aliased(group, 'num_samples', type=int, default=None,
+                        help='images to generate (default 50 for random samples, else 1)')
             g('--scale_h', type=float, default=1.5, help='random_samples_arbitrary_sizes: horizontal scale')
             g('--scale_v', type=float, default=1.0, help='random_samples_arbitrary_sizes: vertical scale')
             g('--ref_image', type=str, default=None, help='harmonization/editing/paint2image: the input image')

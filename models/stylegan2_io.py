@@ -11,6 +11,7 @@ import torch
 from dominate import document, tags
 
 from data import DataStream
+from options.common import add_aliased
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from .base_model import set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
@@ -19,34 +20,36 @@ CKPT_RE = re.compile(r'^(\d+)\.pt$')
 
 
 # ----------------------------------------------------------------------------------------- options
-def add_network_options(parser, train_defaults):
-    """Generator/discriminator shape. Without `train_defaults` they default to None: read from the checkpoint."""
+def add_network_options(group, train_defaults):
+    """Generator/discriminator shape (in the model's --help group). Without `train_defaults` they default to
+    None: read from the checkpoint."""
     d = (lambda v: v) if train_defaults else (lambda v: None)
-    g = parser.add_argument
+    g = group.add_argument
     g('--size', type=int, default=d(256), help='image size (power of 2); default: from the checkpoint')
     g('--z_dim', type=int, default=d(512), help='dimension of z and w; default: from the checkpoint')
     g('--n_mlp', type=int, default=d(8), help='layers of the mapping network; default: from the checkpoint')
     g('--channel_multiplier', type=int, default=d(2), help='StyleGAN2 channel multiplier (2 = config-f)')
     g('--channel_max', type=int, default=d(512), help='cap on feature channels (512: the reference)')
     g('--lr_mlp', type=float, default=0.01, help='learning-rate multiplier of the mapping network')
-    return parser
+    return group
 
 
-def add_generate_options(parser, truncation, gansketch_inputs=True):
+def add_generate_options(group, truncation, gansketch_inputs=True):
     """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
     `gansketch_inputs` (--fixed_z, --w_shift)."""
-    g = parser.add_argument
+    g = group.add_argument
     g('--ckpt', type=str, default=None, help='generator file: a plain G state dict (GAN Sketching) or a checkpoint '
       'with g_ema (rosinality, NADA, ours); default: the latest of checkpoints/<name>')
     g('--save_dir', type=str, default=None, help='output folder (default: results_dir/<name>)')
-    g('--samples', type=int, default=50, help='number of random latents to generate (ignored with a latents file)')
+    add_aliased(group, 'num_samples', type=int, default=50,
+                help='number of random latents to generate (ignored with a latents file)')
     g('--truncation', type=float, default=truncation, help='truncation psi (1 = none)')
     g('--truncation_mean', type=int, default=4096, help='z samples averaged for the truncation centre')
     if gansketch_inputs:
         g('--fixed_z', type=str, default=None, help='a torch-saved (N, z_dim) tensor of input noises')
         g('--w_shift', type=str, default=None, help='a .npy w-space shift added to z and to the truncation centre')
-    parser.set_defaults(batch_size=50)
-    return parser
+    group.set_defaults(batch_size=50)
+    return group
 
 
 def generator_kwargs(opt):
@@ -139,12 +142,12 @@ def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
 
 @torch.no_grad()
 def check_sample_counts(opt):
-    if opt.samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
-        raise UsageError('--samples, --batch_size and --truncation_mean must be at least 1')
+    if opt.num_samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
+        raise UsageError('--num_samples, --batch_size and --truncation_mean must be at least 1')
 
 
 def generate_samples(opt, ckpt, title):
-    """GAN Sketching's generate.py: `--samples` images (or one per row of --fixed_z) from the generator in
+    """GAN Sketching's generate.py: `--num_samples` images (or one per row of --fixed_z) from the generator in
     `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
     check_sample_counts(opt)
     device = opt.device
@@ -169,7 +172,7 @@ def generate_samples(opt, ckpt, title):
         if not torch.is_tensor(z_all) or z_all.ndim != 2 or z_all.shape[1] != net.style_dim:
             raise UsageError(f'--fixed_z {opt.fixed_z} must hold an (N, {net.style_dim}) tensor')
     else:
-        z_all = torch.randn(opt.samples, net.style_dim)
+        z_all = torch.randn(opt.num_samples, net.style_dim)
     names = []
     for start in range(0, len(z_all), opt.batch_size):
         z = z_all[start:start + opt.batch_size].to(device) + shift

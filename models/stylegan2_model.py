@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import torch
 
+from options.common import add_aliased
 from util.util import UsageError, load_checkpoint
 from .base_model import BaseModel, rng_state
 from .gan_training import (IterationRun, accumulate, d_logistic_loss, diff_augment, g_nonsaturating_loss,
@@ -34,13 +35,13 @@ class StyleGAN2Model(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_network_options(parser, train_defaults=is_train)
+        group = add_network_options(parser.add_argument_group('stylegan2 options'), train_defaults=is_train)
         if not is_train:
-            return add_generate_options(parser, truncation=1.0)
+            add_generate_options(group, truncation=1.0)
+            return parser
         parser.set_defaults(dataset_mode='image', lr=0.002, beta1=0.0, batch_size=16)
-        g = parser.add_argument
-        g('--batch', dest='batch_size', type=int, default=argparse.SUPPRESS, help='alias of --batch_size')
-        g('--iter', type=int, default=800000, help='total training iterations')
+        g = group.add_argument
+        add_aliased(group, 'max_iter', type=int, default=800000, help='total training iterations')
         g('--beta2', type=float, default=0.99, help='Adam beta2')
         g('--r1', type=float, default=10, help='R1 regularisation weight')
         g('--path_regularize', type=float, default=2, help='path-length regularisation weight')
@@ -49,8 +50,8 @@ class StyleGAN2Model(IterationRun, BaseModel):
         g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
         g('--mixing', type=float, default=0.9, help='style-mixing probability')
         g('--diffaug_policy', type=str, default='', help='DiffAugment ops for D inputs: color,translation,cutout')
-        g('--n_sample', type=int, default=64, help='fixed-z samples shown in the training visuals')
-        g('--save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
+        add_aliased(group, 'num_samples', type=int, default=64, help='fixed-z samples shown in the training visuals')
+        add_aliased(group, 'save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
         g('--ckpt', type=str, default=None, help='start from this training checkpoint (rosinality format)')
         return parser
 
@@ -59,7 +60,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
         if not self.isTrain:
             return
         self.shard = (opt.rank, opt.world_size)
-        for key in ('iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'n_sample'):
+        for key in ('max_iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'num_samples'):
             if getattr(opt, key) < 1:
                 raise UsageError(f'--{key} must be at least 1')
         self.augment = parse_policy(opt.diffaug_policy)
@@ -68,7 +69,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
                           lambda: Discriminator(opt.size, opt.channel_multiplier, channel_max=opt.channel_max))
         self.visuals = OrderedDict()
         self.save_every = opt.save_freq
-        self.sample_z = torch.randn(opt.n_sample, opt.z_dim, generator=torch.Generator().manual_seed(0))
+        self.sample_z = torch.randn(opt.num_samples, opt.z_dim, generator=torch.Generator().manual_seed(0))
 
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
@@ -95,7 +96,8 @@ class StyleGAN2Model(IterationRun, BaseModel):
         sd = self.state_dicts()
         o = self.opt
         args = {k: v for k, v in vars(o).items() if isinstance(v, (bool, int, float, str, type(None)))}
-        args.update(latent=o.z_dim, batch=o.batch_size, augment=False, augment_p=0.0)
+        args.update(latent=o.z_dim, batch=o.batch_size, iter=o.max_iter, n_sample=o.num_samples, augment=False,
+                    augment_p=0.0)  # rosinality's names
         return {'g': sd['G'], 'd': sd['D'], 'g_ema': sd['G_ema'], 'g_optim': self.optimizer_G.state_dict(),
                 'd_optim': self.optimizer_D.state_dict(), 'args': argparse.Namespace(**args),
                 'iter': self.iteration, 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(),
@@ -166,7 +168,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
     @torch.no_grad()
     def compute_visuals(self):
         """Grids of the last real and fake batches and of G_ema's samples of fixed noises."""
-        nrow = max(1, int(math.sqrt(self.opt.n_sample)))
+        nrow = max(1, int(math.sqrt(self.opt.num_samples)))
         self.visuals = OrderedDict(real=image_grid(self.real[:nrow * nrow], nrow),
                                    fake=image_grid(self.fake[:nrow * nrow], nrow),
                                    samples=image_grid(self.netG_ema([self.sample_z.to(self.device)])[0], nrow))
@@ -176,7 +178,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
 
     # ---------------------------------------------------------------- loop and sampling
     def total_iterations(self):
-        return self.opt.iter
+        return self.opt.max_iter
 
     def generate(self):
         ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]

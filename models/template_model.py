@@ -5,6 +5,7 @@ lists and the three methods; train.py/test.py pick it up with --model <name>.
 """
 import torch
 
+from options.common import add_translation_options
 from . import networks
 from .translation import TranslationModel
 
@@ -12,9 +13,11 @@ from .translation import TranslationModel
 class TemplateModel(TranslationModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
+        add_translation_options(parser, is_train)  # netG, ngf, init_*, direction and the epoch schedule
         parser.set_defaults(dataset_mode='aligned')
         if is_train:
-            parser.add_argument('--lambda_regression', type=float, default=1.0, help='weight for the regression loss')
+            parser.add_argument_group('template options').add_argument(
+                '--lambda_regression', type=float, default=1.0, help='weight for the regression loss')
         return parser
 
     def __init__(self, opt):

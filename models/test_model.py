@@ -3,6 +3,7 @@
 python test.py --dataroot imgs --name style_monet_pretrained --model test --no_dropout
 loads checkpoints/<name>/<epoch>_net_G<model_suffix>.pth.
 """
+from options.common import add_translation_options
 from . import networks
 from .translation import TranslationModel
 from util.util import UsageError
@@ -13,9 +14,10 @@ class TestModel(TranslationModel):
     def modify_commandline_options(parser, is_train=True):
         if is_train:
             raise UsageError('--model test is for test.py only; train with --model cycle_gan or pix2pix')
+        add_translation_options(parser, is_train)
         parser.set_defaults(dataset_mode='single')
-        parser.add_argument('--model_suffix', type=str, default='',
-                            help='loads <epoch>_net_G<suffix>.pth, e.g. _A for a CycleGAN G_A')
+        parser.add_argument_group('test options').add_argument(
+            '--model_suffix', type=str, default='', help='loads <epoch>_net_G<suffix>.pth, e.g. _A for a CycleGAN G_A')
         return parser
 
     def __init__(self, opt):

@@ -1,10 +1,12 @@
 """Options shared by train/test/generate, with the names and defaults of pytorch-CycleGAN-and-pix2pix.
 
 Parsing runs in three passes like the reference: base options, then the chosen model's and dataset
-mode's `modify_commandline_options`, then a strict parse so an unknown flag is an error.
+mode's `modify_commandline_options` (each adds a named --help group), then a strict parse, with --help,
+so an unknown flag is an error. The table printed at start is saved as <phase>_opt.txt and .json.
 """
 import argparse
 import difflib
+import json
 import os
 import sys
 
@@ -13,6 +15,7 @@ import torch
 import data
 import models
 from util.util import UsageError, atomic_write
+from .common import arg_group
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,71 +41,59 @@ class BaseOptions:
     phase_default = 'test'
 
     def initialize(self, parser):
-        g = parser.add_argument
+        """Options of every model, grouped by purpose; the translation models add their networks and epoch
+        schedule (options.common.add_translation_options), each model and dataset mode its own group."""
+        g = arg_group(parser, 'run / device').add_argument
         g('--dataroot', default=None, help='path to images (with subfolders trainA, trainB, train, test, ...)')
         g('--name', type=str, default='experiment_name', help='name of the experiment; folder under checkpoints_dir')
         g('--checkpoints_dir', type=str, default='./checkpoints', help='models are saved here')
-        g('--gpu_ids', type=str, default=None, help='legacy: comma list of GPU ids, -1 for CPU (use --device)')
-        g('--device', type=str, default='auto', help='auto | cpu | cuda | cuda:N')
-        g('--seed', type=int, default=None, help='random seed (set for reproducible runs)')
-        g('--deterministic', action='store_true', help='deterministic algorithms (slower, bit-reproducible)')
-        # model
         g('--model', type=str, default='cycle_gan',
           help='pix2pix | cycle_gan | test | colorization | template | singan | stylegan2 | gansketch | semantic '
                '| nada')
-        g('--input_nc', type=int, default=3, help='# of input image channels: 3 for RGB, 1 for grayscale')
-        g('--output_nc', type=int, default=3, help='# of output image channels: 3 for RGB, 1 for grayscale')
-        g('--ngf', type=int, default=64, help='# of gen filters in the last conv layer')
-        g('--ndf', type=int, default=64, help='# of discrim filters in the first conv layer')
-        g('--netD', type=str, default='basic', help='basic | n_layers | pixel')
-        g('--netG', type=str, default='resnet_9blocks', help='resnet_9blocks | resnet_6blocks | unet_256 | unet_128')
-        g('--n_layers_D', type=int, default=3, help='only used if netD==n_layers')
-        g('--norm', type=str, default='instance', help='instance | batch | syncbatch | none')
-        g('--init_type', type=str, default='normal', help='normal | xavier | kaiming | orthogonal')
-        g('--init_gain', type=float, default=0.02, help='scaling factor for normal, xavier and orthogonal')
-        g('--no_dropout', action='store_true', help='no dropout for the generator')
-        # data
+        g('--device', type=str, default='auto', help='auto | cpu | cuda | cuda:N')
+        g('--seed', type=int, default=None, help='random seed (set for reproducible runs)')
+        g('--deterministic', action='store_true', help='deterministic algorithms (slower, bit-reproducible)')
+        g('--suffix', default='', type=str, help='customized suffix: opt.name = opt.name + suffix, e.g. {model}_{netG}')
+        g = arg_group(parser, 'data').add_argument
         g('--dataset_mode', type=str, default='unaligned', help='unaligned | aligned | single | colorization | ...')
-        g('--direction', type=str, default='AtoB', choices=['AtoB', 'BtoA'], help='AtoB or BtoA')
         g('--serial_batches', action='store_true', help='take images in order (no shuffling)')
         g('--num_threads', default=4, type=int, help='# threads for loading data')
-        g('--batch_size', type=int, default=1, help='input batch size')
-        g('--load_size', type=int, default=286, help='scale images to this size')
-        g('--crop_size', type=int, default=256, help='then crop to this size')
+        g('--batch_size', '--batch', dest='batch_size', type=int, default=1, help='input batch size')
         g('--max_dataset_size', type=float, default=float('inf'), help='maximum number of samples per dataset')
-        g('--preprocess', type=str, default='resize_and_crop',
-          help='resize_and_crop | crop | scale_width | scale_width_and_crop | none')
-        g('--no_flip', action='store_true', help='do not flip images for augmentation')
         g('--cache_images', nargs='?', const='host', default=False, choices=['host', 'device'],
           help='keep images in memory: host (decoded arrays; the bare flag) or device (decoded and resized once '
                'into uint8 tensors on --device, crop/flip/normalise done there in batches; aligned, unaligned, '
                'single and colorization modes, others fall back to host)')
+        g = arg_group(parser, 'logging / display').add_argument
+        g('--verbose', action='store_true', help='print more debugging information')
+        g('--display_winsize', type=int, default=256, help='display window size for both visdom and HTML')
+        g('--use_wandb', action='store_true', help='log to Weights & Biases (needs the wandb package)')
+        g('--wandb_project_name', type=str, default='CycleGAN-and-pix2pix', help='wandb project')
+        arg_group(parser, 'saving / resume').add_argument('--load_iter', type=int, default=0,
+                                                          help='>0 loads iter_<load_iter> instead of --epoch')
+        # speed switches that also apply at test time (identical results)
+        g = arg_group(parser, 'speed').add_argument
         g('--fast', action='store_true',
           help='turn on the speed switches chosen for this model and device (scripts/benchmark.py\'s fast path, '
                'listed in docs/benchmarks.md)')
-        # speed switches that also apply at test time (identical results)
         g('--channels_last', action='store_true', help='networks and inputs in channels_last memory format')
         g('--fast_layers', action='store_true',
           help='replace reflection padding and instance norm by faster equivalents (same results and checkpoints)')
-        g('--display_winsize', type=int, default=256, help='display window size for both visdom and HTML')
-        # loading
-        g('--epoch', type=str, default='latest', help='which epoch to load: latest or a number')
-        g('--load_iter', type=int, default=0, help='>0 loads iter_<load_iter> instead of --epoch')
-        g('--verbose', action='store_true', help='print more debugging information')
-        g('--suffix', default='', type=str, help='customized suffix: opt.name = opt.name + suffix, e.g. {model}_{netG}')
-        # legacy display flags, accepted so old commands keep working
+        # accepted so that the reference's commands keep working
+        g = arg_group(parser, 'legacy').add_argument
+        g('--gpu_ids', type=str, default=None, help='comma list of GPU ids, -1 for CPU (use --device)')
         g('--display_id', type=int, default=0, help='visdom window id; > 0 turns the visdom display on')
         g('--display_server', type=str, default='http://localhost', help='visdom server')
         g('--display_port', type=int, default=8097, help='visdom port')
         g('--display_env', type=str, default='main', help='visdom environment')
         g('--display_ncols', type=int, default=4, help='images per row in visdom')
-        g('--use_wandb', action='store_true', help='log to Weights & Biases (needs the wandb package)')
-        g('--wandb_project_name', type=str, default='CycleGAN-and-pix2pix', help='wandb project')
         return parser
 
     def gather_options(self, args=None):
         args = sys.argv[1:] if args is None else list(args)
-        parser = _Parser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        # No --help on the first passes: it would print and exit before the model's and dataset mode's options
+        # exist. It is added for the final, strict parse only.
+        parser = _Parser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False, add_help=False)
         parser = self.initialize(parser)
         parser.set_defaults(phase=self.phase_default)
         known = lambda: parser.parse_known_args(args)[0]  # noqa: E731
@@ -112,6 +103,8 @@ class BaseOptions:
         opt = known()
         if opt.dataset_mode:
             parser = data.get_option_setter(opt.dataset_mode)(parser, self.isTrain)
+        parser.add_argument('-h', '--help', action='help',
+                            help='show the options of this --model and --dataset_mode, then exit')
         self.parser = parser
         return parser.parse_args(args)
 
@@ -132,7 +125,7 @@ class BaseOptions:
     def check(self, opt):
         """Reject absurd values early with a clear line (a subclass adds its own)."""
         for key in ('batch_size', 'load_size', 'crop_size', 'ngf', 'ndf', 'input_nc', 'output_nc'):
-            if getattr(opt, key) < 1:
+            if getattr(opt, key, 1) < 1:  # all but batch_size belong to some models and dataset modes only
                 raise UsageError(f'--{key} must be at least 1 (got {getattr(opt, key)})')
         if opt.num_threads < 0:
             raise UsageError('--num_threads must be >= 0')
@@ -179,5 +172,8 @@ class BaseOptions:
         lines.append('----------------- End -------------------')
         text = '\n'.join(lines)
         print(text)
-        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        atomic_write(os.path.join(expr_dir, f'{opt.phase}_opt.txt'), lambda f: f.write(text + '\n'), mode='w')
+        # The same options as JSON, for programs (e.g. NADA's generate finds the frozen generator there).
+        stem = os.path.join(opt.checkpoints_dir, opt.name, f'{opt.phase}_opt')
+        atomic_write(stem + '.txt', lambda f: f.write(text + '\n'), mode='w')
+        atomic_write(stem + '.json', lambda f: json.dump(vars(opt), f, indent=1, sort_keys=True, default=str),
+                     mode='w')

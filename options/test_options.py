@@ -1,5 +1,6 @@
 """Test options (reference names and defaults)."""
 from .base_options import BaseOptions
+from .common import arg_group
 
 
 class TestOptions(BaseOptions):
@@ -8,11 +9,13 @@ class TestOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
-        g = parser.add_argument
+        g = arg_group(parser, 'run / device').add_argument
         g('--results_dir', type=str, default='./results/', help='saves results here')
-        g('--aspect_ratio', type=float, default=1.0, help='aspect ratio of result images')
-        g('--phase', type=str, default='test', help='train, val, test, etc')
         g('--eval', action='store_true', help='use eval mode during test time')
+        g = arg_group(parser, 'data').add_argument
+        g('--phase', type=str, default='test', help='train, val, test, etc')
         g('--num_test', type=int, default=50, help='how many test images to run')
-        parser.set_defaults(model='test', load_size=parser.get_default('crop_size'))
+        arg_group(parser, 'logging / display').add_argument('--aspect_ratio', type=float, default=1.0,
+                                                            help='aspect ratio of result images')
+        parser.set_defaults(model='test')  # --load_size defaults to --crop_size here (data.base_dataset)
         return parser

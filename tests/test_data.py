@@ -277,7 +277,7 @@ def colorization_opt(root, space):
     parser.add_argument('--direction', default='BtoA')
     parser = get_option_setter('colorization')(parser, True)
     parsed = parser.parse_args(['--color_space', space])
-    return make_opt(root, preprocess='none', no_flip=True, **vars(parsed))
+    return make_opt(root, **{**vars(parsed), 'preprocess': 'none', 'no_flip': True})
 
 
 def test_colorization_lab_roundtrip(tmp_path):

@@ -203,7 +203,7 @@ def test_train_save_resume_generate(files, tmp_path):
     gen(base + ['--samples', '3', '--batch_size', '2', '--save_dir', str(out), '--seed', '1'])
     page = (out / 'index.html').read_text()
     assert len(list(out.glob('*.png'))) == 6 and '000002_adapted.png' in page and '000002_frozen.png' in page
-    assert 'StyleGAN-NADA 000005.pt' in page and 'frozen (' in page  # frozen G found through train_opt.txt
+    assert 'StyleGAN-NADA 000005.pt' in page and 'frozen (' in page  # frozen G found through train_opt.json
     w = load_checkpoint(out / 'latents.pt')
     assert w.shape == (3, adapted.n_latent, adapted.style_dim)
     frozen = build_generator(files['g'], opt).eval()
