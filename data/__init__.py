@@ -3,10 +3,7 @@
 To add a mode, copy data/template_dataset.py to data/<name>_dataset.py and rename the class.
 """
 import functools
-import glob
-import importlib
 import itertools
-import os
 import random
 
 import torch
@@ -14,14 +11,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, default_collate
 
 from data.base_dataset import BaseDataset, DeviceCacheFull
-from util.util import UsageError
+from util.util import UsageError, plugin_class, plugin_names
 
 
 def available_modes():
     """Mode names, from the data/*_dataset.py files."""
-    folder = os.path.dirname(os.path.abspath(__file__))
-    names = (os.path.basename(p)[:-len('_dataset.py')] for p in glob.glob(os.path.join(folder, '*_dataset.py')))
-    return sorted(n for n in names if n != 'base')
+    return plugin_names('data', 'dataset')
 
 
 def find_dataset_using_name(dataset_name):
@@ -29,13 +24,7 @@ def find_dataset_using_name(dataset_name):
     modes = available_modes()
     if dataset_name not in modes:
         raise UsageError(f'unknown --dataset_mode {dataset_name}; available modes: {", ".join(modes)}')
-    module = importlib.import_module(f'data.{dataset_name}_dataset')
-    target = dataset_name.replace('_', '') + 'dataset'
-    for name, cls in vars(module).items():
-        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
-            return cls
-    raise UsageError(f'data/{dataset_name}_dataset.py defines no BaseDataset subclass named {target} '
-                     '(case-insensitive); name the class after the file, as data/template_dataset.py does')
+    return plugin_class('data', dataset_name, 'dataset', BaseDataset)
 
 
 def get_option_setter(dataset_name):

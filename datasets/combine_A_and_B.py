@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from util.util import UsageError, atomic_write, mkdirs  # noqa: E402
+from util.util import UsageError, atomic_write, mkdirs, run_cli  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff')
 
@@ -101,8 +101,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except UsageError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

@@ -9,7 +9,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # sibling script + repo root ("datasets" may be a pip package)
 from combine_A_and_B import combine, list_images  # noqa: E402
-from util.util import UsageError, mkdirs  # noqa: E402
+from util.util import UsageError, mkdirs, run_cli  # noqa: E402
 
 
 def align_phase(dataset_path, phase):
@@ -46,8 +46,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except UsageError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from util.util import UsageError, mkdirs, save_image  # noqa: E402
+from util.util import UsageError, mkdirs, run_cli, save_image  # noqa: E402
 
 N_TRAIN, N_TEST = 40, 8
 TEST_FRACTION = 0.35  # the last 35% of each photo's longer side is kept for test crops
@@ -292,8 +292,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except UsageError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

@@ -33,7 +33,7 @@ from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
 from .gan_training import IterationRun, adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
 from .stylegan2_io import (CKPT_RE, add_generate_options, add_network_options, build_generator, check_sample_counts,
-                           image_grid, latest_file, write_sample_page)
+                           image_grid, latest_file, save_iteration, write_sample_page)
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -287,11 +287,7 @@ class NADAModel(IterationRun, BaseModel):
 
     def write_checkpoint(self):
         """NNNNNN.pt, NNNNNN the index of the last iteration done, as the reference names them."""
-        if not self.opt.is_main:
-            return
-        path = os.path.join(self.save_dir, f'{self.iteration - 1:06d}.pt')
-        save_checkpoint(self.checkpoint(), path)
-        print(f'saved {path}')
+        save_iteration(self, self.iteration - 1)
 
     def load(self, path):
         """Resume: the trained generator and its optimizer (the frozen one always comes from --frozen_gen_ckpt)."""

@@ -46,6 +46,16 @@ def sr_schedule(sr_factor):
     return math.pow(sr_factor, 1 / k), k
 
 
+def to_channels(img, nc):
+    """(B, C, H, W) -> nc channels: gray is tiled, colour goes to luminance (ITU-R 601, as PIL's 'L')."""
+    if img.shape[1] == nc:
+        return img
+    if nc == 3:
+        return img.expand(-1, 3, -1, -1).contiguous()
+    w = torch.tensor([0.299, 0.587, 0.114], device=img.device).view(1, 3, 1, 1)
+    return (img * w).sum(1, keepdim=True)
+
+
 def resize(x, size):
     """Bicubic with antialiasing on x's device (the reference's MATLAB imresize, minus the CPU/uint8
     round trip), clamped to the image range like the reference's uint8 conversion."""

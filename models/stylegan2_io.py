@@ -186,11 +186,11 @@ def generate_samples(opt, ckpt, title):
     return save_dir
 
 
-def save_iteration(model):
-    """Rank 0 writes model.checkpoint() to NNNNNN.pt (the iteration), atomically."""
+def save_iteration(model, it=None):
+    """Rank 0 writes model.checkpoint() to NNNNNN.pt, NNNNNN `it` (default: model.iteration), atomically."""
     if not model.opt.is_main:
         return
-    path = os.path.join(model.save_dir, f'{model.iteration:06d}.pt')
+    path = os.path.join(model.save_dir, f'{model.iteration if it is None else it:06d}.pt')
     save_checkpoint(model.checkpoint(), path)
     print(f'saved {path}')
 

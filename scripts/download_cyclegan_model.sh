@@ -10,17 +10,4 @@ NAMES=(apple2orange orange2apple summer2winter_yosemite winter2summer_yosemite h
 NAME="${1:-}"
 source "$(dirname "$0")/../scripts/download_common.sh"
 
-require_known model
-
-URL="$BASE/cyclegan/pretrained_models/$NAME.pth"
-TARGET="./checkpoints/${NAME}_pretrained/latest_net_G.pth"
-
-mkdir -p ./checkpoints
-TMP="$(mktemp "./checkpoints/.$NAME.pth.XXXXXX")"  # same filesystem, so the final mv is atomic
-trap 'rm -f "$TMP"' EXIT
-
-fetch "$URL" "$TMP"
-
-mkdir -p "$(dirname "$TARGET")"
-mv "$TMP" "$TARGET"
-echo "saved $TARGET"
+download_model "$BASE/cyclegan/pretrained_models/$NAME.pth"

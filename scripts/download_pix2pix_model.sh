@@ -9,17 +9,4 @@ NAMES=(edges2shoes sat2map map2sat facades_label2photo day2night)
 NAME="${1:-}"
 source "$(dirname "$0")/../scripts/download_common.sh"
 
-require_known model
-
-URL="$BASE/pix2pix/models-pytorch/$NAME.pth"
-TARGET="./checkpoints/${NAME}_pretrained/latest_net_G.pth"
-
-mkdir -p ./checkpoints
-TMP="$(mktemp "./checkpoints/.$NAME.pth.XXXXXX")"  # same filesystem, so the final mv is atomic
-trap 'rm -f "$TMP"' EXIT
-
-fetch "$URL" "$TMP"
-
-mkdir -p "$(dirname "$TARGET")"
-mv "$TMP" "$TARGET"
-echo "saved $TARGET"
+download_model "$BASE/pix2pix/models-pytorch/$NAME.pth"

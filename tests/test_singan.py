@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 import generate
 import train
-from models.singan_model import SinGANModel, _dilate_mask
+from models.singan_apps import _dilate_mask
+from models.singan_model import SinGANModel
 from models.singan_networks import (SinDiscriminator, SinGenerator, pyramid_plan, resize, scale_width,
                                     sr_schedule)
 from options.generate_options import GenerateOptions

@@ -1,4 +1,6 @@
-"""Small helpers shared by every model: user errors, atomic writes, safe loading, image conversion."""
+"""Small helpers shared by every model: user errors, plug-in lookup, atomic writes, safe loading, image
+conversion."""
+import importlib
 import os
 import re
 import tempfile
@@ -13,6 +15,26 @@ os.umask(_UMASK)
 
 class UsageError(Exception):
     """A problem with the user's input. Entry points print it as one line and exit non-zero."""
+
+
+def plugin_names(package, suffix):
+    """NAME of every <package>/NAME_<suffix>.py but base_<suffix>.py: the choices of --model / --dataset_mode."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package)
+    end = f'_{suffix}.py'
+    return sorted(f[:-len(end)] for f in os.listdir(folder)
+                  if f.endswith(end) and not f.startswith('.') and f != f'base{end}')
+
+
+def plugin_class(package, name, suffix, base):
+    """The `base` subclass in <package>/<name>_<suffix>.py named <name without _><suffix> in any case: the naming
+    rule that makes a new file a new --model / --dataset_mode."""
+    module = importlib.import_module(f'{package}.{name}_{suffix}')
+    target = name.replace('_', '') + suffix
+    for attr, cls in vars(module).items():
+        if attr.lower() == target and isinstance(cls, type) and issubclass(cls, base):
+            return cls
+    raise UsageError(f'{package}/{name}_{suffix}.py defines no {base.__name__} subclass named {target} '
+                     f'(case-insensitive); name the class after the file, as {package}/template_{suffix}.py does')
 
 
 def mkdirs(*paths):
