@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from skimage import color
 
-from .pix2pix_model import Pix2PixModel
+from .translation import PairedGANModel
 
 
 def ycrcb_to_rgb(y, crcb):
@@ -28,10 +28,10 @@ def lab_to_rgb_uint8(L, ab):
     return (np.clip(color.lab2rgb(lab.astype(np.float64)), 0, 1) * 255).astype(np.uint8)
 
 
-class ColorizationModel(Pix2PixModel):
+class ColorizationModel(PairedGANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        Pix2PixModel.modify_commandline_options(parser, is_train, title='colorization options')
+        PairedGANModel.paired_options(parser, is_train, 'colorization options')
         parser.set_defaults(dataset_mode='colorization')
         return parser
 
