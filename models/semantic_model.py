@@ -35,8 +35,8 @@ from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT
                                 generator_from_args)
 from .gan_training import (IterationRun, accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
                            layer_noise, mixing_noise, path_length_step, sync_ranks)
-from .stylegan2_io import (CKPT_RE, add_network_options, check_sample_counts, image_grid, latest_file,
-                           restore_loop_state, save_iteration)
+from .stylegan2_io import (CKPT_RE, add_lazy_reg_options, add_network_options, check_sample_counts, image_grid,
+                           latest_file, restore_loop_state, save_iteration)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -182,12 +182,7 @@ class SemanticModel(IterationRun, BaseModel):
           'scale it by (size/256)^2 for small images)')
         g('--r1_seg', type=float, default=1000.0, help='R1 weight on the real mask (likewise scale by (size/256)^2: '
           'too strong a weight keeps D blind to the masks and they collapse to the background)')
-        g('--path_regularize', type=float, default=0.5, help='path-length regularisation weight')
-        g('--path_batch_shrink', type=int, default=2, help='batch shrink factor of the path-length step')
-        g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
-        g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
-        g('--mixing', type=float, default=0.3, help='probability of per-class style mixing')
-        g('--beta2', type=float, default=0.99, help='Adam beta2')
+        add_lazy_reg_options(group, path_regularize=0.5, mixing=0.3)  # mixing: per-class
         add_aliased(group, 'max_iter', type=int, default=200000, help='total training iterations')
         add_aliased(group, 'num_samples', type=int, default=16, help='fixed-z samples shown in the training visuals')
         add_aliased(group, 'save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')

@@ -34,6 +34,18 @@ def add_network_options(group, train_defaults):
     return group
 
 
+def add_lazy_reg_options(group, path_regularize, mixing):
+    """The reference's training schedule: Adam beta2, lazy R1 / path-length intervals, style mixing."""
+    g = group.add_argument
+    g('--beta2', type=float, default=0.99, help='Adam beta2')
+    g('--path_regularize', type=float, default=path_regularize, help='path-length regularisation weight')
+    g('--path_batch_shrink', type=int, default=2, help='batch shrink factor of the path-length step')
+    g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
+    g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
+    g('--mixing', type=float, default=mixing, help='style-mixing probability')
+    return group
+
+
 def add_generate_options(group, truncation, gansketch_inputs=True):
     """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
     `gansketch_inputs` (--fixed_z, --w_shift)."""

@@ -23,9 +23,9 @@ from .gan_training import (IterationRun, accumulate, d_logistic_loss, diff_augme
                            init_gan_training,
                            layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
-from .stylegan2_io import (CKPT_RE, _strip, add_generate_options, add_network_options, generate_samples,
-                           generator_kwargs, latest_file, load_state_checked, restore_loop_state, save_iteration,
-                           image_grid)
+from .stylegan2_io import (CKPT_RE, _strip, add_generate_options, add_lazy_reg_options, add_network_options,
+                           generate_samples, generator_kwargs, latest_file, load_state_checked, restore_loop_state,
+                           save_iteration, image_grid)
 
 # ---------------------------------------------------------------------------------------- the model
 class StyleGAN2Model(IterationRun, BaseModel):
@@ -42,13 +42,8 @@ class StyleGAN2Model(IterationRun, BaseModel):
         parser.set_defaults(dataset_mode='image', lr=0.002, beta1=0.0, batch_size=16)
         g = group.add_argument
         add_aliased(group, 'max_iter', type=int, default=800000, help='total training iterations')
-        g('--beta2', type=float, default=0.99, help='Adam beta2')
+        add_lazy_reg_options(group, path_regularize=2, mixing=0.9)
         g('--r1', type=float, default=10, help='R1 regularisation weight')
-        g('--path_regularize', type=float, default=2, help='path-length regularisation weight')
-        g('--path_batch_shrink', type=int, default=2, help='batch shrink factor of the path-length step')
-        g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
-        g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
-        g('--mixing', type=float, default=0.9, help='style-mixing probability')
         g('--diffaug_policy', type=str, default='', help='DiffAugment ops for D inputs: color,translation,cutout')
         add_aliased(group, 'num_samples', type=int, default=64, help='fixed-z samples shown in the training visuals')
         add_aliased(group, 'save_freq', type=int, default=10000, help='save a checkpoint every this many iterations')
