@@ -19,6 +19,11 @@ def clean_key(k):
     return k.replace('module.', '', 1) if k.startswith('module.') else k.replace('_orig_mod.', '')
 
 
+def clean_state_dict(state):
+    """A state dict as the bare network saves it, whatever wrapper (DDP, torch.compile) saved it."""
+    return OrderedDict((clean_key(k), v) for k, v in state.items())
+
+
 def rng_state():
     """Every RNG a training step touches, as tensors/ints so it loads with weights_only=True."""
     np_state = np.random.get_state()

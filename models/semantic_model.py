@@ -30,7 +30,7 @@ from data.segmented_dataset import label_masks
 from options.common import add_aliased
 from util import html
 from util.util import UsageError, atomic_write, load_checkpoint, save_image, tensor2im
-from .base_model import BaseModel, rng_state
+from .base_model import BaseModel, clean_state_dict, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
 from .gan_training import (IterationRun, accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
@@ -103,7 +103,7 @@ def read_checkpoint(path):
 
 
 def load_net(net, state, path, key):
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    state = clean_state_dict(state)
     try:
         net.load_state_dict(state)
     except RuntimeError as e:

@@ -13,7 +13,7 @@ from dominate import document, tags
 from data import DataStream
 from options.common import add_aliased
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
-from .base_model import set_rng_state
+from .base_model import clean_state_dict, set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
 
 CKPT_RE = re.compile(r'^(\d+)\.pt$')
@@ -70,10 +70,6 @@ def generator_kwargs(opt):
 
 
 # ---------------------------------------------------------------------------------- checkpoints
-def _strip(state):
-    return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-
-
 def read_network_state(path, keys, what):
     """The state dict of a network inside `path`: the file itself when it is a plain state dict, or the
     first of `keys` (e.g. g_ema, g) of a training checkpoint (rosinality / NADA / SemanticStyleGAN / ours)."""
@@ -81,9 +77,9 @@ def read_network_state(path, keys, what):
     if isinstance(obj, dict):
         for key in keys:
             if isinstance(obj.get(key), dict):
-                return _strip(obj[key])
+                return clean_state_dict(obj[key])
         if obj and all(torch.is_tensor(v) for v in obj.values()):
-            return _strip(obj)
+            return clean_state_dict(obj)
     raise UsageError(f'{path} holds no StyleGAN2 {what}: expected a plain state dict or a checkpoint with '
                      f'{" / ".join(keys)}')
 

@@ -18,12 +18,12 @@ import torch
 
 from options.common import add_aliased
 from util.util import UsageError, load_checkpoint
-from .base_model import BaseModel, rng_state
+from .base_model import BaseModel, clean_state_dict, rng_state
 from .gan_training import (IterationRun, accumulate, d_logistic_loss, diff_augment, g_nonsaturating_loss,
                            init_gan_training,
                            layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
-from .stylegan2_io import (CKPT_RE, _strip, add_generate_options, add_lazy_reg_options, add_network_options,
+from .stylegan2_io import (CKPT_RE, add_generate_options, add_lazy_reg_options, add_network_options,
                            generate_samples, generator_kwargs, latest_file, load_state_checked, restore_loop_state,
                            save_iteration, image_grid)
 
@@ -107,7 +107,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
             raise UsageError(f'{path} is not a StyleGAN2 training checkpoint (needs g, d and g_ema); to fine-tune '
                              'from a generator alone use --model gansketch --g_pretrained')
         for net, key in ((self.netG, 'g'), (self.netD, 'd'), (self.netG_ema, 'g_ema')):
-            load_state_checked(net, _strip(ckpt[key]), path)
+            load_state_checked(net, clean_state_dict(ckpt[key]), path)
         restore_loop_state(self, ckpt, path)
 
     # ---------------------------------------------------------------- one step
