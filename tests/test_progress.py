@@ -75,7 +75,7 @@ def test_disabled_rank_is_silent(capsys):
 
 def test_print_current_losses_is_a_plain_line_off_a_terminal(tmp_path, capsys):
     Visualizer(make_opt(tmp_path)).print_current_losses(1, 4, {'G': 1.0}, 0.1, 0.0)
-    assert capsys.readouterr().out == '(epoch: 1, iters: 4, time: 0.100, data: 0.000) G: 1.000\n'
+    assert capsys.readouterr().out == '(epoch: 1, iters: 4, time: 0.100, data: 0.000) , G: 1.000\n'
 
 
 # ---------------------------------------------------------------- loss plot

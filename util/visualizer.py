@@ -231,12 +231,13 @@ class Visualizer:
         self._call('vis', lambda vis: vis.line(X=xs, Y=ys, opts=opts, win=self.opt.display_id))
 
     def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
-        """Print and append `(epoch: E, iters: I, time: T, data: D) k: v ...` to loss_log.txt.
+        """Print `(epoch: E, iters: I, time: T, data: D) , k: v, ...` and append it to loss_log.txt with a blank
+        line after it, the reference's current format, so scripts that parse its logs read ours.
         t_comp: compute seconds per image; t_data: data loading seconds per image."""
         if not self.is_main:
             return
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
-        message += ' '.join(f'{k}: {float(v):.3f}' for k, v in losses.items())
+        message += ''.join(f', {k}: {float(v):.3f}' for k, v in losses.items())
         write(message)  # a running terminal bar stays intact; elsewhere a plain flushed line
         with open(self.log_name, 'a') as f:  # one append per line: a crash loses at most that line
-            f.write(message + '\n')
+            f.write(message + '\n\n')
