@@ -94,8 +94,34 @@ def test_stop_is_agreed_by_all_ranks():
         assert stop.requested() and stop.exit_code == 130
 
 
+def free_loopback_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def two_nodes(args, timeout=300):
+    """torchrun as two "nodes" on this machine, one process each, meeting at a free loopback port (static
+    rendezvous on 127.0.0.1; gloo kept on the loopback interface); returns [(rc, stdout, stderr)] per node."""
+    port = free_loopback_port()
+    env = dict(ENV, GLOO_SOCKET_IFNAME='lo')
+    procs = [subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--node_rank', str(r),
+                               '--nproc_per_node', '1', '--master_addr', '127.0.0.1', '--master_port', str(port)]
+                              + args, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for r in (0, 1)]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+        return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 @pytest.mark.slow
 def test_two_process_gloo_matches_one_process(tmp_path):
+    """2 ranks x batch 1, as 2 processes on one node and as 2 nodes of 1 process, against 1 process x batch 2."""
     data = make_aligned(str(tmp_path / 'a'), n=4)
     common = ['--dataroot', data, '--model', 'pix2pix', '--norm', 'instance', '--no_dropout', '--serial_batches',
               '--no_flip', '--seed', '0', '--n_epochs', '2', '--n_epochs_decay', '0',
@@ -105,6 +131,10 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     assert 'ranks in sync: yes' in ddp.stdout
     assert 'effective batch size 2' in ddp.stdout
+    (rc0, out0, err0), (rc1, out1, err1) = two_nodes(['train.py', '--name', 'nodes', '--batch_size', '1'] + common)
+    assert rc0 == 0 and rc1 == 0, (err0[-2000:], err1[-2000:])
+    # the nodes end with the same weights (rank 0 alone prints and writes)
+    assert 'ranks in sync: yes' in out0 and 'effective batch size 2' in out0 and 'ranks in sync' not in out1
     single = cli(['train.py', '--name', 'one', '--batch_size', '2'] + common)
     assert single.returncode == 0, single.stderr
     # Compare what the nets compute: conv biases before instance norm get ~0 gradient, which Adam turns into
@@ -114,17 +144,19 @@ def test_two_process_gloo_matches_one_process(tmp_path):
             'D': lambda: networks.define_D(6, 4, 'basic', norm='instance')}
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for n, build in nets.items():
-        outs = []
-        for run in ('ddp', 'one'):
+        outs = {}
+        for run in ('ddp', 'nodes', 'one'):
             net = build()
             net.load_state_dict(torch.load(tmp_path / run / f'latest_net_{n}.pth', weights_only=True))
             with torch.no_grad():
-                outs.append(net(x if n == 'G' else torch.cat([x, x.flip(-1)], 1)))
-        assert torch.allclose(outs[0], outs[1], atol=2e-3), (n, (outs[0] - outs[1]).abs().max())
+                outs[run] = net(x if n == 'G' else torch.cat([x, x.flip(-1)], 1))
+        for run in ('ddp', 'nodes'):
+            assert torch.allclose(outs[run], outs['one'], atol=2e-3), (n, run, (outs[run] - outs['one']).abs().max())
     untrained = build()
     with torch.no_grad():
-        assert not torch.allclose(untrained(torch.cat([x, x.flip(-1)], 1)), outs[1], atol=2e-3)  # the check can fail
-    assert not (tmp_path / 'ddp' / 'loss_log.txt').read_text().count('[Rank 1]')
+        assert not torch.allclose(untrained(torch.cat([x, x.flip(-1)], 1)), outs['one'], atol=2e-3)  # can fail
+    for run in ('ddp', 'nodes'):
+        assert not (tmp_path / run / 'loss_log.txt').read_text().count('[Rank 1]')
 
 
 # ------------------------------------------------------------------ own-loop models (StyleGAN2 family, SinGAN)
