@@ -3,13 +3,12 @@ of the one training loop (util/training.py), and what every model shares: RNG st
 data-parallel and non-finite step hook, fused Adam, bf16 autocast. Translation-only machinery lives in
 models/translation.py."""
 import os
-import random
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
-import numpy as np
 import torch
 
+from util import training
 from util.training import Position
 from util.util import UsageError
 
@@ -25,24 +24,15 @@ def clean_state_dict(state):
 
 
 def rng_state():
-    """Every RNG a training step touches, as tensors/ints so it loads with weights_only=True."""
-    np_state = np.random.get_state()
-    state = {'torch': torch.get_rng_state(), 'python': random.getstate(),
-             'numpy': {'keys': torch.from_numpy(np_state[1].astype(np.int64)), 'pos': int(np_state[2]),
-                       'has_gauss': int(np_state[3]), 'gauss': float(np_state[4])}}
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
+    """Every RNG a training step touches, as tensors/ints so it loads with weights_only=True. Inside the training
+    loop's saves: the state the last step left (util/training.py), whatever the save drew before asking."""
+    return training.current_rng()
 
 
 def set_rng_state(state):
-    torch.set_rng_state(state['torch'])
-    version, internal, gauss = state['python']
-    random.setstate((version, tuple(internal), gauss))
-    n = state['numpy']
-    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+    """Restore a saved rng_state(); the training loop sets it again just before the resumed run's first draw."""
+    training.restore_rng(state)
+    training.note_restored(state)
 
 
 SPEED_SWITCHES = ('amp', 'compile', 'channels_last', 'fast_layers')
@@ -66,6 +56,7 @@ class BaseModel(ABC):
             raise UsageError(f'--model {opt.model} does not implement {" ".join("--" + s for s in unsupported)}; '
                              f'drop it (its speed switches: {" ".join("--" + s for s in self.speed_switches)})')
         self.opt = opt
+        training.forget_restored()  # an RNG state restored for an earlier model is not this one's
         self.isTrain = opt.isTrain
         self.device = opt.device
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)

@@ -6,11 +6,14 @@ of BaseModel: `begin_training`, `stages`, `begin_stage`, `next_input`, `optimize
 `save_training`. The loop alone owns the data stream and its exact resume, the print/display/save intervals,
 progress, Ctrl-C/SIGTERM (agreed across DDP ranks), --nan_policy, the loss log and plot, and the training page.
 """
+import contextlib
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from data import DataStream, batch_length
@@ -39,10 +42,71 @@ def crossed(total, step, freq):
     return bool(freq) and total // freq > (total - step) // freq
 
 
-def rng_untouched(device):
-    """A block whose random draws (visuals) leave the training RNGs as they were, so when visuals are shown
-    never changes what a run, or a resumed run, computes."""
-    return torch.random.fork_rng(devices=[device] if device.type == 'cuda' else [])
+# ---- the RNGs of exact resume --------------------------------------------------------------------------
+# A resumed run must draw, from its first step on, exactly what the unbroken run drew after the step it saved. So
+# (1) nothing the loop does between steps (losses, visuals, saving) moves an RNG, and a save records the state
+# the last step left, whatever a save_training draws before it reads rng_state(); (2) the state a resumed model
+# restored (models/base_model.py set_rng_state, wherever its loading does it) is set again where the unbroken run
+# went on from the save: before begin_stage at a stage's start, after it mid-stage. Whatever else draws in
+# between (building and loading the model, the visualizer, the data stream, begin_stage) then cannot matter.
+_frozen = None  # the state rng_state() reports inside rng_untouched()
+_restored = None  # the state a resumed model restored, applied again before its run's first draw
+
+
+def capture_rng():
+    """Every RNG a training step may touch (torch CPU/CUDA, Python, NumPy), as tensors/ints for weights_only."""
+    np_state = np.random.get_state()
+    state = {'torch': torch.get_rng_state(), 'python': random.getstate(),
+             'numpy': {'keys': torch.from_numpy(np_state[1].astype(np.int64)), 'pos': int(np_state[2]),
+                       'has_gauss': int(np_state[3]), 'gauss': float(np_state[4])}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state):
+    torch.set_rng_state(state['torch'])
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    n = state['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def current_rng():
+    """The state a checkpoint records: inside the loop's saves, the one the last step left."""
+    return _frozen if _frozen is not None else capture_rng()
+
+
+def note_restored(state):
+    global _restored
+    _restored = state
+
+
+def forget_restored():
+    """A new model: no restored state is pending (a stale one must never reach another run)."""
+    note_restored(None)
+
+
+def _apply_restored():
+    if _restored is not None:
+        restore_rng(_restored)
+        forget_restored()
+
+
+@contextlib.contextmanager
+def rng_untouched():
+    """A block whose random draws (losses, visuals, saves) leave every RNG as it was, so when they happen never
+    changes what a run, or a resumed run, computes; rng_state() inside it reports the state at its start."""
+    global _frozen
+    outer, state = _frozen, capture_rng()
+    _frozen = outer if outer is not None else state
+    try:
+        yield
+    finally:
+        _frozen = outer
+        restore_rng(state)
 
 
 def train(model, dataset, visualizer):
@@ -51,7 +115,7 @@ def train(model, dataset, visualizer):
     stages = model.stages()
     stream = DataStream(dataset, pos.data) if dataset is not None else None
     counts_images = model.count_unit == 'img'
-    with StopFlag() as stop:
+    with StopFlag() as stop, _forgetting_restored():
         for k in range(pos.stage, len(stages)):
             if k != pos.stage:
                 pos = Position(k, 0, pos.count, stream.state() if stream is not None else {})
@@ -59,25 +123,40 @@ def train(model, dataset, visualizer):
             pos.stage, pos.step = k + 1, 0
             if stream is not None:
                 pos.data = stream.state()
-            model.save_training(pos, 'stage')
+            with rng_untouched():
+                model.save_training(pos, 'stage')
             if stop.signum is not None:  # it came during the stage's last step: saved whole, at the next one
-                model.save_training(pos, 'stop')
+                with rng_untouched():
+                    model.save_training(pos, 'stop')
                 visualizer.flush()
                 sys.exit(stop.exit_code)
     visualizer.flush()
     model.end_training()
 
 
+@contextlib.contextmanager
+def _forgetting_restored():
+    try:
+        yield
+    finally:
+        forget_restored()
+
+
 def _run_stage(model, stage, pos, stream, visualizer, stop, counts_images):
     opt, world = model.opt, model.opt.world_size
+    if not pos.step:  # the unbroken run saved at the previous stage's end, then began this one
+        _apply_restored()
     model.begin_stage(pos)
+    _apply_restored()  # it saved after a step of this stage (begin_stage may have restored it itself)
     visualizer.reset()
     if stage.steps is None:  # an epoch: the rest of the data stream's current pass
         total, inputs = len(stream.loader), stream.epoch_batches()
     else:
         total, inputs = stage.steps, (model.next_input(stream) for _ in range(pos.step, stage.steps))
     unit = 'img' if counts_images else 'it'
-    shown = {'print': None, 'display': None}
+    # what the last step showed; a resumed stage's saved step was shown by the run that saved it, and a stage
+    # resumed at its end (stopped after its last image) has no step, so no losses, to show
+    shown = {'print': pos.count, 'display': pos.count}
     with Progress(total, unit, stage.label, initial=min(total, pos.step * (world if counts_images else 1)),
                   enabled=opt.is_main) as bar:
         t_data = time.time()
@@ -117,6 +196,11 @@ def _run_stage(model, stage, pos, stream, visualizer, stop, counts_images):
 
 def _report(model, stage, pos, stream, visualizer, bar, t_comp, t_data):
     """Print and plot the losses (the only place they are read from the device) and apply --nan_policy."""
+    with rng_untouched():
+        _report_losses(model, stage, pos, stream, visualizer, t_comp, t_data)
+
+
+def _report_losses(model, stage, pos, stream, visualizer, t_comp, t_data):
     losses = model.get_current_losses()
     _check_finite(model, pos, stream, losses)
     if t_comp is not None:
@@ -127,16 +211,17 @@ def _report(model, stage, pos, stream, visualizer, bar, t_comp, t_data):
 
 
 def _display(model, pos, visualizer, save_result):
-    with rng_untouched(model.device):
+    with rng_untouched():
         model.compute_visuals()
-    index = pos.count if model.x_label == 'iteration' else pos.stage + 1
-    visualizer.display_current_results(model.get_current_visuals(), index, save_result)
+        index = pos.count if model.x_label == 'iteration' else pos.stage + 1
+        visualizer.display_current_results(model.get_current_visuals(), index, save_result)
 
 
 def _save(model, pos, stream, reason, bar=None):
     if stream is not None:
         pos.data = stream.state()
-    model.save_training(pos, reason)
+    with rng_untouched():
+        model.save_training(pos, reason)
 
 
 def _check_finite(model, pos, stream, losses):
