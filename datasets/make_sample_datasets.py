@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from util.util import UsageError, mkdirs, run_cli, save_image  # noqa: E402
 
 N_TRAIN, N_TEST = 40, 8
+DEFAULT_SIZE = 256
 TEST_FRACTION = 0.35  # the last 35% of each photo's longer side is kept for test crops
 
 
@@ -111,9 +112,9 @@ def edge_map(rgb):
     return cv2.cvtColor(255 - edges, cv2.COLOR_GRAY2RGB)
 
 
-def paint(rgb):
+def paint(rgb, saturation=1.35, warmth=(2, 10)):
     """A deterministic 'painting' look (OpenCV only): smoothed flat colour areas, a few lightness levels,
-    a richer and warmer palette, and dark soft outlines."""
+    a richer (chroma x saturation) and warmer (Lab a/b + warmth) palette, and dark soft outlines."""
     h, w = rgb.shape[:2]
     x = cv2.resize(rgb, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     for _ in range(3):
@@ -121,7 +122,7 @@ def paint(rgb):
     x = cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
     lab = cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] = np.round(lab[..., 0] / 24) * 24 + 6
-    lab[..., 1:] = (lab[..., 1:] - 128) * 1.35 + 128 + np.array([2, 10], np.float32)
+    lab[..., 1:] = (lab[..., 1:] - 128) * saturation + 128 + np.array(warmth, np.float32)
     x = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
     x = cv2.GaussianBlur(x, (3, 3), 0)
     gray = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (5, 5), 1.5)
@@ -141,6 +142,20 @@ def make_edges2photo(folder, size, rng):
     for phase, n in (('train', N_TRAIN), ('test', N_TEST)):
         write_all(os.path.join(folder, phase),
                   [np.concatenate([edge_map(c), c], 1) for c in random_crops(rng, phase, n, size, OBJECTS)])
+
+
+N_PAIRED_TRAIN, N_PAIRED_TEST = 400, 12
+PAIRED_STYLE = dict(saturation=1.8, warmth=(6, 22))  # a bolder palette than the unpaired set's: clearly a style
+
+
+def make_photo2painting_aligned(folder, size, rng):
+    """Aligned photo | painting pairs (paint() of the same crop): a local, learnable mapping that pix2pix picks up
+    in a few minutes on a CPU (the demo of scripts/run.sh). Many small crops; PNG, so the targets keep their
+    flat areas and outlines free of JPEG noise. Test crops come from the held-out part of each photo."""
+    for phase, n in (('train', N_PAIRED_TRAIN), ('test', N_PAIRED_TEST)):
+        write_all(os.path.join(folder, phase),
+                  [np.concatenate([c, paint(c, **PAIRED_STYLE)], 1) for c in random_crops(rng, phase, n, size)],
+                  ext='.png')
 
 
 def make_colorization(folder, size, rng):
@@ -234,9 +249,28 @@ DATASETS = {
     'sample_edges2photo': make_edges2photo,
     'sample_colorization': make_colorization,
     'sample_photo2painting': make_photo2painting,
+    'sample_photo2painting_aligned': make_photo2painting_aligned,
     'singan': make_singan,
     'sample_scenes': make_scenes,
 }
+
+
+SIZE_FREE = ('singan',)  # fixed views: --size does not apply
+
+
+def built_size(name, folder):
+    """The crop side an existing dataset was built with (the height of its first image), or None when that
+    cannot be told (no image in it, or a dataset that --size does not apply to)."""
+    if name in SIZE_FREE:
+        return None
+    for root, dirs, files in sorted(os.walk(folder)):
+        dirs.sort()
+        for f in sorted(files):
+            if f.lower().endswith(('.png', '.jpg')) and not f.startswith('.'):
+                im = cv2.imread(os.path.join(root, f), cv2.IMREAD_UNCHANGED)
+                if im is not None:
+                    return im.shape[0]
+    return None
 
 
 def build(name, out, size, seed, force):
@@ -244,6 +278,10 @@ def build(name, out, size, seed, force):
     half-made. Returns the folder, or None when it exists and force is off."""
     target = os.path.join(out, name)
     if os.path.exists(target) and not force:
+        found = built_size(name, target)
+        if found is not None and found != size:
+            raise UsageError(f'{target} exists with {found}-px images, not the requested --size {size}: '
+                             f'add --force to rebuild it at {size} px, or choose another --out')
         print(f'{target} exists; skipped (--force rebuilds it)')
         return None
     mkdirs(out)
@@ -274,7 +312,9 @@ def describe(folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='datasets', help='folder that receives one subfolder per dataset')
-    parser.add_argument('--size', type=int, default=256, help='side of the square crops')
+    parser.add_argument('--size', type=int, default=None,
+                        help=f'side of the square crops (default {DEFAULT_SIZE}); an existing dataset of another '
+                             'size is an error unless --force rebuilds it')
     parser.add_argument('--only', default='', help=f'comma list from: {",".join(DATASETS)}')
     parser.add_argument('--seed', type=int, default=0, help='same seed, same files')
     parser.add_argument('--force', action='store_true', help='rebuild datasets that already exist')
@@ -283,9 +323,13 @@ def main(argv=None):
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise UsageError(f'unknown dataset {", ".join(unknown)}; --only takes names from {", ".join(DATASETS)}')
+    size_given = args.size is not None
+    args.size = DEFAULT_SIZE if args.size is None else args.size
     if args.size < 16:
         raise UsageError(f'--size {args.size} is too small; use 16 or more (256 matches the models\' defaults)')
     for name in names:
+        if name in SIZE_FREE and size_given:
+            print(f'{name}: fixed images (longer side 250 px); --size {args.size} does not apply to it')
         folder = build(name, args.out, args.size, args.seed, args.force)
         if folder:
             print(f'made {folder}: {describe(folder)}')
