@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, default_collate
 
-from data.base_dataset import BaseDataset, DeviceCacheFull
+from data.base_dataset import BaseDataset, DeviceCacheFull, mismatch_message
 from util.util import UsageError, plugin_class, plugin_names
 
 
@@ -151,7 +151,30 @@ class _Guarded(torch.utils.data.Dataset):
 
 def _collate(collate, batch):
     failure = next((item for item in batch if isinstance(item, _Failure)), None)
+    if failure is None:
+        failure = size_mismatch(batch)
     return failure if failure is not None else collate(batch)
+
+
+def size_mismatch(items):
+    """A _Failure when the images of a batch differ in size (torch.stack would fail with a traceback), else None.
+    `items`: the dataset's dicts; an image is a tensor (or a device-cache Crop, checked by DeviceCache itself)."""
+    if len(items) < 2 or not isinstance(items[0], dict):
+        return None
+    for key, first in items[0].items():
+        if not torch.is_tensor(first):
+            continue
+        other = next((it for it in items[1:] if torch.is_tensor(it.get(key)) and it[key].shape != first.shape), None)
+        if other is not None:
+            return _Failure(mismatch_message(key, (_item_path(items[0], key), first.shape[-1], first.shape[-2]),
+                                             (_item_path(other, key), other[key].shape[-1], other[key].shape[-2])))
+    return None
+
+
+def _item_path(item, key):
+    path = item.get(f'{key}_paths', item.get('A_paths', item.get('paths', '?')))
+    return path if isinstance(path, str) else '?'
+
 
 
 def batch_length(batch):

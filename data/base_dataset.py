@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import default_collate
 
-from data.image_folder import is_image_file
+from data.image_folder import check_image_file, file_problem, is_image_file
 from util.util import UsageError
 
 
@@ -115,12 +115,16 @@ def load_image(path, channels=3):
     Alpha is dropped (as PIL's convert('RGB') in the reference), palettes are expanded, 16-bit data is
     scaled to 8 bits, and formats PIL cannot open (e.g. float TIFF) go through OpenCV.
     """
+    check_image_file(path, fix='remove it or replace it with the image file')  # a named pipe would block forever
     try:
         with Image.open(path) as im:
             im.load()
             rgb = _pil_to_rgb(im)
     except UnidentifiedImageError:
         rgb = _cv2_to_rgb(path)
+    except PermissionError as e:
+        raise UsageError(f'cannot read image {path} (permission denied); make it readable (chmod a+r {path}) '
+                         'or remove it') from e
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         raise UsageError(f'cannot read image {path} ({reason}); the file is corrupt or truncated: '
@@ -171,6 +175,8 @@ def require_dataroot(opt):
     if os.path.isfile(root):
         raise UsageError(f'dataroot {root} is a file; this dataset mode needs the folder holding the dataset')
     if not os.path.isdir(root):
+        if os.path.lexists(root):
+            raise UsageError(f'dataroot {root} {file_problem(root, "a folder")}; pass the folder holding the dataset')
         raise UsageError(f'dataroot folder {root} does not exist; check --dataroot')
     return root
 
@@ -387,8 +393,9 @@ class DeviceCache:
             self.images[key] = torch.from_numpy(np.array(img.transpose(2, 0, 1), order='C')).to(self.device)
             self.sizes[key] = size
 
-    def assemble(self, crops):
-        """A batch of Crops -> NCHW float tensor in [-1, 1] on the device, the same values as to_tensor's."""
+    def assemble(self, crops, name='A', paths=None):
+        """A batch of Crops -> NCHW float tensor in [-1, 1] on the device, the same values as to_tensor's.
+        `name`, `paths`: the images' key and files, for the error when their sizes differ."""
         c = self.crop_size
         imgs = []
         for crop in crops:
@@ -397,6 +404,11 @@ class DeviceCache:
                 x, y = crop.pos
                 img = img[:, y:y + c, x:x + c]
             imgs.append(img)
+        odd = next((i for i, img in enumerate(imgs) if img.shape != imgs[0].shape), None)
+        if odd is not None:
+            paths = paths or [str(crop.key) for crop in crops]
+            raise UsageError(mismatch_message(name, (paths[0], imgs[0].shape[2], imgs[0].shape[1]),
+                                              (paths[odd], imgs[odd].shape[2], imgs[odd].shape[1])))
         batch = torch.stack(imgs)
         flips = [bool(crop.flip) for crop in crops]
         if all(flips):
@@ -408,9 +420,17 @@ class DeviceCache:
 
     def collate(self, items):
         """The loader's collate_fn on the device path: Crops become device batches, the rest as default_collate."""
-        batch = {k: self.assemble([it[k] for it in items]) if isinstance(items[0][k], Crop)
+        batch = {k: self.assemble([it[k] for it in items], k, [it.get(f'{k}_paths', '?') for it in items])
+                 if isinstance(items[0][k], Crop)
                  else default_collate([it[k] for it in items]) for k in items[0]}
         return self.finish(batch) if self.finish is not None else batch
+
+
+def mismatch_message(key, a, b):
+    """`a`, `b`: (path, width, height) of two images of one batch that differ in size."""
+    return (f'images of one batch differ in size: {key} of {a[0]} is {a[1]}x{a[2]} but {key} of {b[0]} is '
+            f'{b[1]}x{b[2]} after preprocessing; use --batch_size 1, or a --preprocess that gives every image '
+            'one size (resize_and_crop, crop, scale_width_and_crop), or resize the images to one size')
 
 
 def to_tensor(img):

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from data.base_dataset import BaseDataset, load_image, to_tensor
-from data.image_folder import IMG_EXTENSIONS, is_image_file
+from data.image_folder import IMG_EXTENSIONS, check_image_file, is_image_file
 from util.util import UsageError
 
 
@@ -18,8 +18,9 @@ def read_single_image(path, what='--dataroot'):
         raise UsageError(f'{what} is required; pass one image file, e.g. {what} ./datasets/singan/balloons.png')
     if os.path.isdir(path):
         raise UsageError(f'{what} {path} is a folder; SinGAN learns from one image: pass an image file inside it')
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise UsageError(f'{what} {path} does not exist; check the path')
+    check_image_file(path, fix=f'pass a picture file as {what}')
     if not is_image_file(path):
         raise UsageError(f'{what} {path} is not an image file; pass one of {" ".join(IMG_EXTENSIONS)}')
     rgb = load_image(path, 3)

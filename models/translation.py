@@ -206,7 +206,42 @@ class TranslationModel(BaseModel):
                 print(f'note: {path} not found: weights loaded, optimizer/schedule start fresh at '
                       f'--epoch_count {self.opt.epoch_count}')
             return None
-        return load_checkpoint(path, map_location='cpu')
+        state = load_checkpoint(path, map_location='cpu')
+        problem = self._train_state_problem(state)
+        if problem:
+            raise UsageError(f'{path} is not a training state of this --model {self.opt.model} run ({problem}); '
+                             'delete or rename it to resume from the weights alone (optimizers and schedule start '
+                             f'fresh at --epoch_count), or pick another --epoch / --load_iter')
+        return state
+
+    def _train_state_problem(self, state):
+        """What makes a loaded <which>_train_state.pth unusable for this model (None if nothing): checked before
+        anything is restored, so a wrong file never ends in a KeyError or a half-restored run."""
+        if not isinstance(state, dict):
+            return f'it holds a {type(state).__name__}, not a dict'
+        want = ('optimizers', 'schedulers', 'pools', 'counters', 'rng')
+        missing = [k for k in want if k not in state]
+        if missing:
+            if state and all(torch.is_tensor(v) for v in state.values()):
+                return 'it is a plain state_dict of weights'
+            return f'it lacks the {", ".join(repr(k) for k in missing)} entr{"y" if len(missing) == 1 else "ies"}'
+        counters = state['counters']
+        if not isinstance(counters, dict) or not all(isinstance(counters.get(k), int)
+                                                     for k in ('epoch', 'epoch_iter', 'total_iters')):
+            return "its 'counters' lack epoch, epoch_iter and total_iters"
+        saved, ours = state['optimizers'], self.optimizers
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(ours):
+            n = len(saved) if isinstance(saved, (list, tuple)) else 'no list of'
+            return f'it holds {n} optimizer states, this model has {len(ours)} optimizers'
+        for k, (s, o) in enumerate(zip(saved, ours)):
+            groups = s.get('param_groups') if isinstance(s, dict) else None
+            if not isinstance(groups, list) or [len(g.get('params', ())) for g in groups] != \
+                    [len(g['params']) for g in o.param_groups]:
+                return f'optimizer {k} was saved for other parameters (another --model or network options)'
+        if not isinstance(state['schedulers'], (list, tuple)) or not isinstance(state['pools'], dict) or \
+                not isinstance(state['rng'], dict) or not {'torch', 'python', 'numpy'} <= set(state['rng']):
+            return 'its schedulers, pools or rng entries are malformed'
+        return None
 
 
 

@@ -42,14 +42,21 @@ def mkdirs(*paths):
         os.makedirs(p, exist_ok=True)
 
 
+TEMP_SUFFIX = '.tmp'
+# atomic_write's temp files: '.' + the target's name + '.' + mkstemp's 8 random characters + '.tmp'
+_TEMP_NAME = re.compile(r'^\..+\.[A-Za-z0-9_]{8}' + re.escape(TEMP_SUFFIX) + '$')
+
+
 def atomic_write(path, write_fn, mode='wb'):
-    """Write through a temp file in the same folder, then rename, so a crash never leaves half a file."""
+    """Write through a temp file in the same folder, then rename, so a crash never leaves half a file.
+    A failed write (disk full, I/O error; torch.save reports these as RuntimeError) removes the temp file and
+    raises one UsageError naming `path` and the reason; the file that was there is left as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix=TEMP_SUFFIX)
     except OSError as e:
-        raise UsageError(f'cannot write {path}: {e.strerror}; check the folder exists and is writable') from e
+        raise UsageError(f'cannot write {path}: {_reason(e)}; check the folder exists and is writable') from e
     try:
         with os.fdopen(fd, mode) as f:
             write_fn(f)
@@ -57,12 +64,63 @@ def atomic_write(path, write_fn, mode='wb'):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual permissions
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         _remove_quietly(tmp)
-        raise UsageError(f'cannot write {path}: {e.strerror}; check free disk space and permissions') from e
+        reason = _write_failure(e, folder)
+        if reason is None:  # a RuntimeError of write_fn's own, not a failed write
+            raise
+        kept = ' (the previous file is unchanged)' if os.path.exists(path) else ''
+        raise UsageError(f'cannot write {path}: {reason}{kept}; free disk space or check permissions, then run '
+                         'again') from e
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _reason(error):
+    """An OSError's strerror in lower case ('no space left on device'), else its text."""
+    return (error.strerror or str(error)).lower() if isinstance(error, OSError) else str(error)
+
+
+def _write_failure(error, folder):
+    """Why a write into `folder` failed, or None when `error` is not a write failure. torch.save turns the
+    OSError of a failed write into a RuntimeError of its zip writer ('unexpected pos', 'file write failed'),
+    keeping the OSError as the context when the write went through Python."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return _reason(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = str(error)
+    if not any(k in text for k in ('PytorchStreamWriter', 'inline_container', 'unexpected pos', 'write failed')):
+        return None
+    try:
+        st = os.statvfs(folder)
+        if st.f_bavail * st.f_frsize < 1 << 20:
+            return 'no space left on device'
+    except OSError:
+        pass
+    return f'the write failed ({text.splitlines()[0] if text else type(error).__name__})'
+
+
+def clean_stale_temp_files(*folders):
+    """Remove atomic_write's temp files left in `folders` by a process killed mid-write (kill -9, power loss):
+    only regular files named as atomic_write names them, only directly in each folder. Call it where a run
+    starts using its own folder, before anything of the run writes there. Returns the removed paths."""
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+            except OSError:
+                pass
+    return removed
 
 
 def _remove_quietly(path):
