@@ -36,6 +36,25 @@ def check_fresh_run(opt, model_class):
                          'or choose another --name')
 
 
+def check_work_left(model, opt):
+    """--continue_train of a run that already reached the asked length would train nothing (and rewrite its last
+    checkpoint): say so instead. Epoch models keep their position in `counters`, iteration models in `iteration`."""
+    if not opt.continue_train:
+        return
+    counters = getattr(model, 'counters', None)
+    if counters:
+        done, total = counters['epoch'] - 1, opt.n_epochs + opt.n_epochs_decay
+        fix = f'--n_epochs {opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay}'
+        unit = 'epochs'
+    elif hasattr(model, 'total_iterations') and getattr(model, 'iteration', 0):
+        done, total, fix, unit = model.iteration, model.total_iterations(), f'--max_iter {opt.max_iter}', 'iterations'
+    else:
+        return
+    if done >= total:
+        raise UsageError(f'--continue_train: {os.path.join(opt.checkpoints_dir, opt.name)} has already trained {done} '
+                         f'{unit} and {fix} asks for {total}: nothing to train; raise it to train more')
+
+
 def check_ranks_in_sync(model, opt):
     """Data-parallel ranks must end with identical weights; compare a checksum once, at the end."""
     total = sum(float(p.detach().double().abs().sum()) for _, net in model.nets() for p in net.parameters())
@@ -46,7 +65,8 @@ def check_ranks_in_sync(model, opt):
 
 
 def main(args=None):
-    opt = TrainOptions().parse(args)
+    options = TrainOptions()
+    opt = options.parse(args)
     init_distributed(opt)
     if opt.seed is not None:
         seed_everything(opt.seed, opt.deterministic)
@@ -54,6 +74,9 @@ def main(args=None):
     dataset = create_dataset(opt) if opt.dataset_mode else None  # e.g. nada samples its own latents
     model = create_model(opt)
     model.setup(opt)
+    check_work_left(model, opt)
+    # Only a validated start writes into the run folder (options, loss log, page).
+    options.save_options(opt, model.save_dir)
     visualizer = Visualizer(opt, model.x_label)
     if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
