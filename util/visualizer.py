@@ -58,11 +58,9 @@ class Visualizer:
         self.vis = self.wandb = None
         if not self.is_main:
             return
-        mkdirs(self.save_dir)
-        if self.use_html:
-            mkdirs(self.img_dir)
-        with open(self.log_name, 'a') as f:
-            f.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
+        # Folders and the log's header come with the first line written, so a run that fails before its first step
+        # leaves no empty folder and no header in an existing run's log.
+        self.log_header = f'================ Training Loss ({time.strftime("%c")}) ================\n'
         if opt.display_id > 0:
             self.vis = self._connect_visdom()
         if opt.use_wandb:
@@ -238,5 +236,8 @@ class Visualizer:
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
         message += ' '.join(f'{k}: {float(v):.3f}' for k, v in losses.items())
         write(message)  # a running terminal bar stays intact; elsewhere a plain flushed line
+        if self.log_header:
+            mkdirs(self.save_dir)
         with open(self.log_name, 'a') as f:  # one append per line: a crash loses at most that line
-            f.write(message + '\n')
+            f.write(self.log_header + message + '\n')
+        self.log_header = ''
