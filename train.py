@@ -28,12 +28,17 @@ def init_distributed(opt):
 
 
 def check_fresh_run(opt, model_class):
-    """Never overwrite a trained model by accident: a name that holds one needs --continue_train."""
+    """Never overwrite a trained model by accident: a name that holds one needs --continue_train. Any weights
+    file counts, not only this model's: a new run of another --model there would rewrite that run's options,
+    log and page."""
+    if opt.continue_train:
+        return
     folder = os.path.join(opt.checkpoints_dir, opt.name)
-    pattern = model_class.checkpoint_glob
-    if pattern and not opt.continue_train and glob.glob(os.path.join(folder, pattern)):
-        raise UsageError(f'{folder} already holds a trained model; pass --continue_train to resume it, '
-                         'or choose another --name')
+    found = [f for pattern in (model_class.checkpoint_glob, '*.pth', '*.pt') if pattern
+             for f in glob.glob(os.path.join(glob.escape(folder), pattern))]
+    if found:
+        raise UsageError(f'{folder} already holds a trained model ({os.path.basename(found[0])}); pass '
+                         '--continue_train to resume it, or choose another --name')
 
 
 def check_work_left(model, opt):
@@ -75,12 +80,15 @@ def main(args=None):
     model = create_model(opt)
     model.setup(opt)
     check_work_left(model, opt)
-    # Only a validated start writes into the run folder (options, loss log, page).
-    options.save_options(opt, model.save_dir)
-    visualizer = Visualizer(opt, model.x_label)
+    # Only an accepted start writes into the run folder: the options when the first stage begins (after the model's
+    # own checks in begin_training), the loss log and page with their first lines.
+    visualizer = Visualizer(opt, model.x_label, on_start=lambda: options.save_options(opt, model.save_dir))
     if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
     train(model, dataset, visualizer)
+    if not visualizer.started:  # e.g. a resumed SinGAN whose every scale is trained
+        raise UsageError(f'--continue_train: {model.save_dir} is trained as far as these options ask: nothing to '
+                         'train; ask for more epochs/iterations, or train a new --name')
     if torch.distributed.is_initialized():
         check_ranks_in_sync(model, opt)
         torch.distributed.barrier()  # no rank tears its process group down while another still uses it

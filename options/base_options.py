@@ -18,7 +18,7 @@ import torch
 import data
 import models
 from util.util import UsageError, atomic_write
-from .checks import check_network_memory, check_numbers, check_paths, check_text
+from .checks import check_channels, check_network_memory, check_numbers, check_paths, check_text
 from .common import arg_group
 
 
@@ -133,9 +133,10 @@ class BaseOptions:
 
     def check(self, opt):
         """Reject absurd values with a clear line before anything is built or written: every number by its kind
-        (check_numbers), the run's name and folders (check_paths), the networks' size (check_network_memory).
+        (check_numbers), channels (check_channels), the run's name and folders (check_paths), the networks' size (check_network_memory).
         A subclass adds its own."""
         check_numbers(self.parser, opt)
+        check_channels(opt)
         check_paths(opt, outputs=self.output_dirs)
         check_network_memory(opt)
 

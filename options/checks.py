@@ -59,6 +59,16 @@ def check_numbers(parser, opt):
                     raise UsageError(f'{flag}: must be {bound} (default {action.default})')
 
 
+def check_channels(opt):
+    """The image dataset modes read grayscale or RGB files: other channel counts would fail at the first
+    convolution with a shape error (colorization's 1 -> 2 is checked by its own mode)."""
+    if getattr(opt, 'dataset_mode', None) in ('aligned', 'unaligned', 'single'):
+        for key in ('input_nc', 'output_nc'):
+            if getattr(opt, key, 3) not in (1, 3):
+                raise UsageError(f'--{key} {getattr(opt, key)}: --dataset_mode {opt.dataset_mode} reads images with '
+                                 '1 (grayscale) or 3 (RGB) channels; use 1 or 3')
+
+
 def check_text(opt):
     """Text options must be valid UTF-8: a name or path given as raw bytes (e.g. $'\\xff') reaches Python as lone
     surrogates, which no file, page or option table can be written with."""

@@ -49,17 +49,25 @@ def world(tmp_path_factory):
             + TINY + RESNET)
     assert r.returncode == 0, r.stderr
     stylegan_family(w, t)
+    r = run(singan_args(w, 'sgkeep', '--niter', '1', '--max_size', '40', '--min_size', '16'))
+    assert r.returncode == 0, r.stderr
     w['keep'] = snapshot(w)
-    assert {'train_opt.txt', 'train_opt.json', 'latest_net_G.pth'} <= set(w['keep'])
+    assert {'keep/train_opt.txt', 'keep/train_opt.json', 'keep/latest_net_G.pth', 'sgkeep/train_opt.txt'} <= set(
+        w['keep'])
     open(t / 'a_file', 'w').write('not a folder')
     return w
 
 
 def snapshot(w):
-    """Every file of the trained run 'keep', by relative path, with its bytes."""
-    keep = os.path.join(w['ck'], 'keep')
-    return {os.path.relpath(os.path.join(d, f), keep): open(os.path.join(d, f), 'rb').read()
-            for d, _, files in os.walk(keep) for f in files}
+    """Every file of the trained runs 'keep' (pix2pix) and 'sgkeep' (SinGAN), by path, with its bytes."""
+    return {os.path.relpath(os.path.join(d, f), w['ck']): open(os.path.join(d, f), 'rb').read()
+            for run_name in ('keep', 'sgkeep') for d, _, files in os.walk(os.path.join(w['ck'], run_name))
+            for f in files}
+
+
+def singan_args(w, name, *extra):
+    return ['train.py', '--model', 'singan', '--dataroot', os.path.join(w['good'], 'train', '000.png'), '--name', name,
+            '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'] + list(extra)
 
 
 def empty_folders(root):
@@ -186,6 +194,13 @@ CASES = {
     # a refused start must not rewrite the run's saved options (they were written before the checks)
     'continue with another netG': lambda w: (train(w, 'good', '--continue_train', '--netG', 'resnet_9blocks',
                                                    name='keep'), 'resnet_6blocks'),
+    'singan continue with every scale trained': lambda w: (singan_args(w, 'sgkeep', '--niter', '1', '--max_size', '40',
+                                                                       '--min_size', '16', '--continue_train'),
+                                                           'nothing to train'),
+    'singan continue with another image': lambda w: (singan_args(w, 'sgkeep', '--continue_train', '--dataroot',
+                                                                 str(w['t'] / 'tiny.png')), 'is not the image'),
+    'other model under a trained name': lambda w: (singan_args(w, 'keep'), 'already holds a trained model'),
+    'two-channel images': lambda w: (train(w, 'good', '--input_nc', '2'), '--input_nc 2'),
     'continue with no epochs left': lambda w: (train(w, 'good', '--continue_train', name='keep'), 'nothing to train'),
     # values: every number finite and in its kind's range, devices and templates well-formed
     'lr nan': lambda w: (train(w, 'good', '--lr', 'nan'), '--lr nan'),
