@@ -9,8 +9,10 @@ from util.util import run_cli
 
 
 def main(args=None):
-    opt = GenerateOptions().parse(args)
+    options = GenerateOptions()
+    opt = options.parse(args)
     model = create_model(opt)
+    options.save_options(opt)  # printed only: each model writes its samples where its options say
     model.generate()
 
 

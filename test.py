@@ -13,7 +13,8 @@ from util.visualizer import save_images
 
 
 def main(args=None):
-    opt = TestOptions().parse(args)
+    options = TestOptions()
+    opt = options.parse(args)
     # One image at a time, in order, unflipped, as in the reference.
     opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
     dataset = create_dataset(opt)
@@ -21,6 +22,7 @@ def main(args=None):
     model.setup(opt)
     tag = f'{opt.phase}_{opt.epoch}' + (f'_iter{opt.load_iter}' if opt.load_iter > 0 else '')
     web_dir = os.path.join(opt.results_dir, opt.name, tag)
+    options.save_options(opt, web_dir)  # beside the results: test.py never writes into the checkpoints folder
     webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
     if opt.eval:
         model.eval()

@@ -12,7 +12,7 @@ from data import create_dataset
 from models import create_model, find_model_using_name
 from options.train_options import TrainOptions
 from util.training import train
-from util.util import UsageError, run_cli, seed_everything
+from util.util import UsageError, clean_stale_temp_files, run_cli, seed_everything
 from util.visualizer import Visualizer
 
 
@@ -28,12 +28,36 @@ def init_distributed(opt):
 
 
 def check_fresh_run(opt, model_class):
-    """Never overwrite a trained model by accident: a name that holds one needs --continue_train."""
+    """Never overwrite a trained model by accident: a name that holds one needs --continue_train. Any weights
+    file counts, not only this model's: a new run of another --model there would rewrite that run's options,
+    log and page."""
+    if opt.continue_train:
+        return
     folder = os.path.join(opt.checkpoints_dir, opt.name)
-    pattern = model_class.checkpoint_glob
-    if pattern and not opt.continue_train and glob.glob(os.path.join(folder, pattern)):
-        raise UsageError(f'{folder} already holds a trained model; pass --continue_train to resume it, '
-                         'or choose another --name')
+    found = [f for pattern in (model_class.checkpoint_glob, '*.pth', '*.pt') if pattern
+             for f in glob.glob(os.path.join(glob.escape(folder), pattern))]
+    if found:
+        raise UsageError(f'{folder} already holds a trained model ({os.path.basename(found[0])}); pass '
+                         '--continue_train to resume it, or choose another --name')
+
+
+def check_work_left(model, opt):
+    """--continue_train of a run that already reached the asked length would train nothing (and rewrite its last
+    checkpoint): say so instead. Epoch models keep their position in `counters`, iteration models in `iteration`."""
+    if not opt.continue_train:
+        return
+    counters = getattr(model, 'counters', None)
+    if counters:
+        done, total = counters['epoch'] - 1, opt.n_epochs + opt.n_epochs_decay
+        fix = f'--n_epochs {opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay}'
+        unit = 'epochs'
+    elif hasattr(model, 'total_iterations') and getattr(model, 'iteration', 0):
+        done, total, fix, unit = model.iteration, model.total_iterations(), f'--max_iter {opt.max_iter}', 'iterations'
+    else:
+        return
+    if done >= total:
+        raise UsageError(f'--continue_train: {os.path.join(opt.checkpoints_dir, opt.name)} has already trained {done} '
+                         f'{unit} and {fix} asks for {total}: nothing to train; raise it to train more')
 
 
 def check_ranks_in_sync(model, opt):
@@ -46,18 +70,29 @@ def check_ranks_in_sync(model, opt):
 
 
 def main(args=None):
-    opt = TrainOptions().parse(args)
+    options = TrainOptions()
+    opt = options.parse(args)
     init_distributed(opt)
     if opt.seed is not None:
         seed_everything(opt.seed, opt.deterministic)
     check_fresh_run(opt, find_model_using_name(opt.model))
+    if opt.is_main:  # a save killed mid-write left its temp file behind
+        run, web = os.path.join(opt.checkpoints_dir, opt.name), os.path.join(opt.checkpoints_dir, opt.name, 'web')
+        for path in clean_stale_temp_files(run, web, os.path.join(web, 'images')):
+            print(f'note: removed {path}, a temp file left by an interrupted save')
     dataset = create_dataset(opt) if opt.dataset_mode else None  # e.g. nada samples its own latents
     model = create_model(opt)
     model.setup(opt)
-    visualizer = Visualizer(opt, model.x_label)
+    check_work_left(model, opt)
+    # Only an accepted start writes into the run folder: the options when the first stage begins (after the model's
+    # own checks in begin_training), the loss log and page with their first lines.
+    visualizer = Visualizer(opt, model.x_label, on_start=lambda: options.save_options(opt, model.save_dir))
     if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
     train(model, dataset, visualizer)
+    if not visualizer.started:  # e.g. a resumed SinGAN whose every scale is trained
+        raise UsageError(f'--continue_train: {model.save_dir} is trained as far as these options ask: nothing to '
+                         'train; ask for more epochs/iterations, or train a new --name')
     if torch.distributed.is_initialized():
         check_ranks_in_sync(model, opt)
         torch.distributed.barrier()  # no rank tears its process group down while another still uses it

@@ -10,7 +10,7 @@ import torch
 
 from util import training
 from util.training import Position
-from util.util import UsageError, clean_stale_temp_files
+from util.util import UsageError
 
 
 def clean_key(k):
@@ -60,10 +60,6 @@ class BaseModel(ABC):
         self.isTrain = opt.isTrain
         self.device = opt.device
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        if self.isTrain and getattr(opt, 'is_main', True):  # TODO(lead): belongs in train.py's start of a run
-            web = os.path.join(self.save_dir, 'web')
-            for path in clean_stale_temp_files(self.save_dir, web, os.path.join(web, 'images')):
-                print(f'note: removed {path}, a temp file left by an interrupted save')
         if getattr(opt, 'deterministic', False):
             torch.backends.cudnn.benchmark = False
         elif getattr(opt, 'preprocess', '') != 'scale_width':  # variable shapes would re-tune every step

@@ -129,9 +129,6 @@ class GANSketchModel(IterationRun, BaseModel):
         if opt.l_image > 0 and not opt.dataroot_image:
             raise UsageError('--l_image > 0 needs real images: pass --dataroot_image (the pretrained G\'s training '
                              'images), or use --l_weight instead')
-        for key in ('max_iter', 'save_freq', 'd_reg_every'):
-            if getattr(opt, key) < 1:
-                raise UsageError(f'--{key} must be at least 1')
         augment = parse_policy(opt.diffaug_policy)
         self.shard = (opt.rank, opt.world_size)
 

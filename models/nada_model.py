@@ -192,11 +192,6 @@ class NADAModel(IterationRun, BaseModel):
             return
         if not opt.frozen_gen_ckpt:
             raise UsageError('--model nada needs --frozen_gen_ckpt: the StyleGAN2 generator (.pt with g_ema) to adapt')
-        for key in ('max_iter', 'num_samples', 'output_interval', 'img2img_batch', 'auto_layer_batch'):
-            if getattr(opt, key) < 1:
-                raise UsageError(f'--{key} must be at least 1')
-        if opt.save_freq is not None and opt.save_freq < 1:
-            raise UsageError('--save_freq must be at least 1')
         if not (opt.lambda_direction or opt.lambda_global or opt.lambda_manifold):
             raise UsageError('all CLIP loss weights are 0; set --lambda_direction (1 in the paper)')
         if not opt.source_class.strip() or not (opt.target_class.strip() or opt.style_img_dir):

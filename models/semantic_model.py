@@ -195,9 +195,6 @@ class SemanticModel(IterationRun, BaseModel):
         self.visuals = OrderedDict()
         if not self.isTrain:
             return
-        for key in ('max_iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'num_samples'):
-            if getattr(opt, key) < 1:
-                raise UsageError(f'--{key} must be at least 1')
         self.resume_path = self._resume_path()
         self.resume = read_checkpoint(self.resume_path) if self.resume_path else None
         self.args = reference_args(opt)

@@ -55,9 +55,6 @@ class StyleGAN2Model(IterationRun, BaseModel):
         if not self.isTrain:
             return
         self.shard = (opt.rank, opt.world_size)
-        for key in ('max_iter', 'd_reg_every', 'g_reg_every', 'path_batch_shrink', 'save_freq', 'num_samples'):
-            if getattr(opt, key) < 1:
-                raise UsageError(f'--{key} must be at least 1')
         self.augment = parse_policy(opt.diffaug_policy)
         self.loss_names = ['D', 'G', 'r1', 'path', 'path_length']
         init_gan_training(self, lambda: Generator(**generator_kwargs(opt)),

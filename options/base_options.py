@@ -2,12 +2,15 @@
 
 Parsing runs in three passes like the reference: base options, then the chosen model's and dataset
 mode's `modify_commandline_options` (each adds a named --help group), then a strict parse, with --help,
-so an unknown flag is an error. The table printed at start is saved as <phase>_opt.txt and .json.
+so an unknown flag is an error. Then every value is checked (`check`): a bad value is one line before anything
+is built or written. The option table is printed and saved (<phase>_opt.txt and .json) by `save_options`, which
+the entry points call only once the start is validated, so a refused start leaves an existing run untouched.
 """
 import argparse
 import difflib
 import json
 import os
+import re
 import sys
 
 import torch
@@ -15,6 +18,7 @@ import torch
 import data
 import models
 from util.util import UsageError, atomic_write
+from .checks import check_channels, check_network_memory, check_numbers, check_paths, check_text
 from .common import arg_group
 
 
@@ -39,6 +43,7 @@ class _Parser(argparse.ArgumentParser):
 class BaseOptions:
     isTrain = False
     phase_default = 'test'
+    output_dirs = ('results_dir', 'save_dir')  # the folders this phase writes into (check_paths)
 
     def initialize(self, parser):
         """Options of every model, grouped by purpose; the translation models add their networks and epoch
@@ -111,24 +116,29 @@ class BaseOptions:
     def parse(self, args=None):
         opt = self.gather_options(args)
         opt.isTrain = self.isTrain
+        check_text(opt)
         if opt.suffix:
-            opt.name = opt.name + ('_' + opt.suffix.format(**vars(opt)))
+            try:
+                opt.name = opt.name + ('_' + opt.suffix.format(**vars(opt)))
+            except (KeyError, IndexError, ValueError, AttributeError) as e:
+                what = f'no option named {e.args[0]}' if isinstance(e, KeyError) else str(e)
+                raise UsageError(f'--suffix {opt.suffix!r}: {what}; put option names in braces, e.g. '
+                                 '--suffix {model}_{netG}') from None
         self._resolve_runtime(opt)
         if opt.fast:
             self._apply_fast_path(opt)
         self.check(opt)
-        if opt.is_main:
-            self.print_options(opt)
         self.opt = opt
         return opt
 
     def check(self, opt):
-        """Reject absurd values early with a clear line (a subclass adds its own)."""
-        for key in ('batch_size', 'load_size', 'crop_size', 'ngf', 'ndf', 'input_nc', 'output_nc'):
-            if getattr(opt, key, 1) < 1:  # all but batch_size belong to some models and dataset modes only
-                raise UsageError(f'--{key} must be at least 1 (got {getattr(opt, key)})')
-        if opt.num_threads < 0:
-            raise UsageError('--num_threads must be >= 0')
+        """Reject absurd values with a clear line before anything is built or written: every number by its kind
+        (check_numbers), channels (check_channels), the run's name and folders (check_paths), the networks' size
+        (check_network_memory). A subclass adds its own."""
+        check_numbers(self.parser, opt)
+        check_channels(opt)
+        check_paths(opt, outputs=self.output_dirs)
+        check_network_memory(opt)
 
     @staticmethod
     def _resolve_runtime(opt):
@@ -137,15 +147,25 @@ class BaseOptions:
         opt.rank = int(os.environ.get('RANK', '0'))
         opt.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
         opt.is_main = opt.rank == 0
-        dev = opt.device
-        if opt.gpu_ids is not None and dev == 'auto':
-            ids = [int(i) for i in str(opt.gpu_ids).split(',') if i.strip() != '']
-            dev = 'cpu' if not ids or ids[0] < 0 else f'cuda:{ids[0]}'
+        dev = opt.device.strip().lower()
+        if opt.gpu_ids is not None:
+            if not re.fullmatch(r'\s*-?\d+\s*(,\s*-?\d+\s*)*,?\s*|', opt.gpu_ids):
+                raise UsageError(f'--gpu_ids {opt.gpu_ids!r}: give GPU numbers such as 0 or 0,1, or -1 for the CPU '
+                                 '(or use --device cpu / cuda:N)')
+            ids = [int(i) for i in opt.gpu_ids.split(',') if i.strip()]
+            if dev == 'auto':
+                dev = 'cpu' if not ids or ids[0] < 0 else f'cuda:{ids[0]}'
+        if not re.fullmatch(r'auto|cpu|cuda(:\d+)?|mps', dev):
+            raise UsageError(f'--device {opt.device!r} is not a device here; use auto, cpu, cuda or cuda:N')
         if dev == 'auto':
             dev = f'cuda:{opt.local_rank}' if torch.cuda.is_available() else 'cpu'
         if dev.startswith('cuda') and not torch.cuda.is_available():
             raise UsageError(f'--device {dev} asked for a GPU but CUDA is not available; use --device cpu '
                              '(or --gpu_ids -1)')
+        if dev.startswith('cuda:') and int(dev[5:]) >= torch.cuda.device_count():
+            raise UsageError(f'--device {dev}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0')
+        if dev == 'mps' and not torch.backends.mps.is_available():
+            raise UsageError('--device mps asked for Apple\'s GPU but MPS is not available; use --device cpu')
         if dev == 'cuda' and opt.world_size > 1:
             dev = f'cuda:{opt.local_rank}'
         opt.device = torch.device(dev)
@@ -162,7 +182,12 @@ class BaseOptions:
             elif hasattr(opt, switch):
                 setattr(opt, switch, True)
 
-    def print_options(self, opt):
+    def save_options(self, opt, folder=None):
+        """Print the option table and save it in `folder` as <phase>_opt.txt and .json. The entry points call this
+        once the start is validated (fresh-run check, model built and loaded), so a refused start never rewrites
+        a run's saved options; train saves into the run folder, test beside its results page, generate nowhere."""
+        if not opt.is_main:
+            return
         dests = {a.dest for a in self.parser._actions}
         lines = ['----------------- Options ---------------']
         for k, v in sorted(vars(opt).items()):
@@ -172,8 +197,10 @@ class BaseOptions:
         lines.append('----------------- End -------------------')
         text = '\n'.join(lines)
         print(text)
+        if folder is None:
+            return
         # The same options as JSON, for programs (e.g. NADA's generate finds the frozen generator there).
-        stem = os.path.join(opt.checkpoints_dir, opt.name, f'{opt.phase}_opt')
+        stem = os.path.join(folder, f'{opt.phase}_opt')
         atomic_write(stem + '.txt', lambda f: f.write(text + '\n'), mode='w')
         atomic_write(stem + '.json', lambda f: json.dump(vars(opt), f, indent=1, sort_keys=True, default=str),
                      mode='w')

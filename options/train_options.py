@@ -7,6 +7,7 @@ from util.util import UsageError
 class TrainOptions(BaseOptions):
     isTrain = True
     phase_default = 'train'
+    output_dirs = ('checkpoints_dir',)
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
@@ -32,13 +33,7 @@ class TrainOptions(BaseOptions):
 
     def check(self, opt):
         super().check(opt)
-        if hasattr(opt, 'n_epochs') and (opt.n_epochs < 0 or opt.n_epochs_decay < 0
-                                         or opt.n_epochs + opt.n_epochs_decay < 1):
-            raise UsageError('--n_epochs and --n_epochs_decay must be >= 0 with at least one epoch in total')
-        if opt.lr <= 0:
-            raise UsageError(f'--lr must be positive (got {opt.lr})')
+        if hasattr(opt, 'n_epochs') and opt.n_epochs + opt.n_epochs_decay < 1:
+            raise UsageError('--n_epochs 0 --n_epochs_decay 0 trains nothing; give at least one epoch in total')
         if getattr(opt, 'norm', None) == 'syncbatch' and opt.world_size > 1 and opt.device.type != 'cuda':
             raise UsageError('--norm syncbatch needs CUDA devices under torchrun; on CPU use --norm instance or batch')
-        for key in ('print_freq', 'display_freq', 'update_html_freq', 'save_latest_freq', 'save_epoch_freq'):
-            if getattr(opt, key, 1) < 1:  # the last three: translation models only
-                raise UsageError(f'--{key} must be at least 1')

@@ -1,5 +1,6 @@
 """The bad-input catalogue: each case runs the real CLI and must end with exactly one `error:` line, exit
-code 2, no traceback, and leave an existing checkpoint untouched."""
+code 2, no traceback, leave every file of an existing trained run byte-identical (its saved options and logs
+too) and create no empty folder."""
 import os
 import subprocess
 import sys
@@ -48,9 +49,29 @@ def world(tmp_path_factory):
             + TINY + RESNET)
     assert r.returncode == 0, r.stderr
     stylegan_family(w, t)
-    keep = os.path.join(w['ck'], 'keep')
-    w['keep'] = {f: open(os.path.join(keep, f), 'rb').read() for f in os.listdir(keep) if f.endswith('.pth')}
+    r = run(singan_args(w, 'sgkeep', '--niter', '1', '--max_size', '40', '--min_size', '16'))
+    assert r.returncode == 0, r.stderr
+    w['keep'] = snapshot(w)
+    assert {'keep/train_opt.txt', 'keep/train_opt.json', 'keep/latest_net_G.pth', 'sgkeep/train_opt.txt'} <= set(
+        w['keep'])
+    open(t / 'a_file', 'w').write('not a folder')
     return w
+
+
+def snapshot(w):
+    """Every file of the trained runs 'keep' (pix2pix) and 'sgkeep' (SinGAN), by path, with its bytes."""
+    return {os.path.relpath(os.path.join(d, f), w['ck']): open(os.path.join(d, f), 'rb').read()
+            for run_name in ('keep', 'sgkeep') for d, _, files in os.walk(os.path.join(w['ck'], run_name))
+            for f in files}
+
+
+def singan_args(w, name, *extra):
+    return ['train.py', '--model', 'singan', '--dataroot', os.path.join(w['good'], 'train', '000.png'), '--name', name,
+            '--checkpoints_dir', w['ck'], '--gpu_ids', '-1'] + list(extra)
+
+
+def empty_folders(root):
+    return {d for d, dirs, files in os.walk(root) if not dirs and not files}
 
 
 def stylegan_family(w, t):
@@ -92,6 +113,11 @@ def run(args):
 def train(w, data, *extra, name='bad', model='pix2pix'):
     return ['train.py', '--dataroot', w[data] if data in w else data, '--name', name, '--model', model,
             '--checkpoints_dir', w['ck']] + TINY + RESNET + list(extra)
+
+
+def cli_test(w, *extra, name='keep'):
+    return ['test.py', '--dataroot', w['good'], '--name', name, '--model', 'pix2pix', '--checkpoints_dir', w['ck'],
+            '--results_dir', str(w['t'] / 'res'), '--gpu_ids', '-1'] + TINY[:4] + RESNET + list(extra)
 
 
 def sg_file(w, size=16):
@@ -165,6 +191,59 @@ CASES = {
     'generate with a PNG as --ckpt': lambda w: (['generate.py', '--model', 'stylegan2', '--name', 'x', '--ckpt',
                                                  str(w['t'] / 'tiny.png'), '--device', 'cpu', '--results_dir',
                                                  str(w['t'] / 'res')], 'not a PyTorch checkpoint'),
+    # a refused start must not rewrite the run's saved options (they were written before the checks)
+    'continue with another netG': lambda w: (train(w, 'good', '--continue_train', '--netG', 'resnet_9blocks',
+                                                   name='keep'), 'resnet_6blocks'),
+    'singan continue with every scale trained': lambda w: (singan_args(w, 'sgkeep', '--niter', '1', '--max_size', '40',
+                                                                       '--min_size', '16', '--continue_train'),
+                                                           'nothing to train'),
+    'singan continue with another image': lambda w: (singan_args(w, 'sgkeep', '--continue_train', '--dataroot',
+                                                                 str(w['t'] / 'tiny.png')), 'is not the image'),
+    'other model under a trained name': lambda w: (singan_args(w, 'keep'), 'already holds a trained model'),
+    'two-channel images': lambda w: (train(w, 'good', '--input_nc', '2'), '--input_nc 2'),
+    'continue with no epochs left': lambda w: (train(w, 'good', '--continue_train', name='keep'), 'nothing to train'),
+    # values: every number finite and in its kind's range, devices and templates well-formed
+    'lr nan': lambda w: (train(w, 'good', '--lr', 'nan'), '--lr nan'),
+    'lr inf': lambda w: (train(w, 'good', '--lr', 'inf'), '--lr inf'),
+    'loss weight nan': lambda w: (train(w, 'good', '--lambda_L1', 'nan'), '--lambda_L1 nan'),
+    'loss weight negative': lambda w: (train(w, 'good', '--lambda_L1', '-1'), '--lambda_L1'),
+    'adam beta 1': lambda w: (train(w, 'good', '--beta1', '1'), '--beta1'),
+    'huge ngf': lambda w: (train(w, 'good', '--ngf', '100000'), '--ngf 100000'),
+    'huge ndf': lambda w: (train(w, 'good', '--ndf', '100000'), '--ndf 100000'),
+    'gpu_ids not numbers': lambda w: (train(w, 'good', '--gpu_ids', 'abc'), '--gpu_ids'),
+    'unknown device': lambda w: (train(w, 'good', '--device', 'tpu'), '--device'),
+    'suffix of no option': lambda w: (train(w, 'good', '--suffix', '{nosuchopt}'), 'nosuchopt'),
+    'suffix not a template': lambda w: (train(w, 'good', '--suffix', '{'), '--suffix'),
+    'max_dataset_size 0': lambda w: (train(w, 'good', '--max_dataset_size', '0'), '--max_dataset_size'),
+    'max_dataset_size nan': lambda w: (train(w, 'good', '--max_dataset_size', 'nan'), '--max_dataset_size'),
+    'print_freq 0': lambda w: (train(w, 'good', '--print_freq', '0'), '--print_freq'),
+    'display_winsize 0': lambda w: (train(w, 'good', '--display_winsize', '0'), '--display_winsize'),
+    'num_threads negative': lambda w: (train(w, 'good', '--num_threads', '-1'), '--num_threads'),
+    'seed negative': lambda w: (train(w, 'good', '--seed', '-1'), '--seed'),
+    'no epochs at all': lambda w: (train(w, 'good', '--n_epochs', '0'), 'trains nothing'),
+    'test aspect_ratio 0': lambda w: (cli_test(w, '--aspect_ratio', '0'), '--aspect_ratio'),
+    'test aspect_ratio negative': lambda w: (cli_test(w, '--aspect_ratio', '-1'), '--aspect_ratio'),
+    'test num_test 0': lambda w: (cli_test(w, '--num_test', '0'), '--num_test'),
+    'generate truncation nan': lambda w: (['generate.py', '--model', 'stylegan2', '--name', 'x', '--ckpt', sg_file(w),
+                                           '--device', 'cpu', '--results_dir', str(w['t'] / 'res'), '--truncation',
+                                           'nan'], '--truncation'),
+    'gansketch max_iter 0': lambda w: (gansketch(w, '--g_pretrained', sg_file(w), '--max_iter', '0'), '--max_iter'),
+    # paths: text that is not UTF-8, a file where a folder must be, names outside --checkpoints_dir
+    'name not UTF-8': lambda w: (train(w, 'good', name=os.fsdecode(b'\xff')), "b'\\xff'"),
+    'dataroot not UTF-8': lambda w: (train(w, os.fsdecode(b'/tmp/\xfe')), '--dataroot'),
+    'name ..': lambda w: (train(w, 'good', name='..'), '--name'),
+    'name empty': lambda w: (train(w, 'good', name=''), '--name'),
+    'checkpoints_dir is a file': lambda w: (train(w, 'good')[:7] + ['--checkpoints_dir', str(w['t'] / 'a_file')]
+                                            + TINY + RESNET, 'a_file is a file'),
+    'checkpoints_dir under a file': lambda w: (train(w, 'good')[:7] + ['--checkpoints_dir',
+                                                                       str(w['t'] / 'a_file' / 'ck')] + TINY + RESNET,
+                                               'a_file is a file'),
+    'test results_dir is a file': lambda w: (cli_test(w, '--results_dir', str(w['t'] / 'a_file')), 'a_file is a file'),
+    'test checkpoints_dir is a file': lambda w: (cli_test(w)[:7] + ['--checkpoints_dir', str(w['t'] / 'a_file')]
+                                                 + cli_test(w)[9:], 'a_file is a file'),
+    'generate results_dir is a file': lambda w: (['generate.py', '--model', 'singan', '--name', 'keep',
+                                                  '--checkpoints_dir', w['ck'], '--gpu_ids', '-1', '--results_dir',
+                                                  str(w['t'] / 'a_file')], 'a_file is a file'),
 }
 
 
@@ -172,13 +251,24 @@ CASES = {
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_bad_input_gives_one_clear_line(world, case):
     args, needle = CASES[case](world)
+    empty = empty_folders(world['t'])
     r = run(args)
     errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
     assert r.returncode == 2, (case, r.returncode, r.stderr[-1500:])
     assert len(errors) == 1 and needle in errors[0], (case, r.stderr[-1500:])
     assert 'Traceback' not in r.stderr
-    keep = os.path.join(world['ck'], 'keep')
-    assert {f: open(os.path.join(keep, f), 'rb').read() for f in world['keep']} == world['keep']
+    assert snapshot(world) == world['keep'], case
+    assert empty_folders(world['t']) <= empty, case
+
+
+@pytest.mark.slow
+def test_test_py_writes_nothing_into_the_checkpoints(world):
+    """test.py reads the checkpoints folder only (it may be read-only); its options go beside its results."""
+    before = {d for d, _, _ in os.walk(world['ck'])}, snapshot(world)
+    r = run(cli_test(world, '--num_test', '1', '--results_dir', str(world['t'] / 'results')))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert ({d for d, _, _ in os.walk(world['ck'])}, snapshot(world)) == before
+    assert (world['t'] / 'results' / 'keep' / 'test_latest' / 'test_opt.txt').is_file()
 
 
 @pytest.mark.slow

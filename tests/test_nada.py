@@ -45,9 +45,11 @@ def nada_args(files, run_dir, *extra):
 
 
 def make_model(files, run_dir, *extra):
-    opt = TrainOptions().parse(nada_args(files, run_dir, *extra))
+    options = TrainOptions()
+    opt = options.parse(nada_args(files, run_dir, *extra))
     model = create_model(opt)
     model.setup(opt)
+    options.save_options(opt, model.save_dir)  # as train.py: generate finds the frozen G in train_opt.json
     return model
 
 

@@ -18,7 +18,11 @@ TRANSLATION_ONLY = ['netG', 'netD', 'ngf', 'ndf', 'n_layers_D', 'norm', 'init_ty
 
 
 def parse(cls, tmp_path, *args):
-    return cls().parse(['--checkpoints_dir', str(tmp_path), '--name', 'run', '--device', 'cpu', *args])
+    """Parse, then save the option table into the run folder as train.py does once a start is validated."""
+    options = cls()
+    opt = options.parse(['--checkpoints_dir', str(tmp_path), '--name', 'run', '--device', 'cpu', *args])
+    options.save_options(opt, str(tmp_path / 'run'))
+    return opt
 
 
 def help_text(cls, capsys, *args):

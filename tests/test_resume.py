@@ -6,7 +6,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 
 import numpy as np
 import pytest

@@ -35,10 +35,12 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
 class Visualizer:
     """Only rank 0 (opt.is_main) writes or prints anything, so DDP runs produce one log and one page.
     visdom and wandb are optional: when either is unavailable, one line says so and training goes on.
-    `x_label` names the unit of the loss plot's x axis ('epoch', 'iteration', 'scale'): models count differently."""
+    `x_label` names the unit of the loss plot's x axis ('epoch', 'iteration', 'scale'): models count differently.
+    `on_start` runs at the first stage's start, once the model has accepted the run (its begin_training may still
+    refuse it, e.g. SinGAN's image): train.py saves the options there, so a refused start rewrites nothing."""
 
-    def __init__(self, opt, x_label='epoch'):
-        self.opt, self.x_label = opt, x_label
+    def __init__(self, opt, x_label='epoch', on_start=None):
+        self.opt, self.x_label, self.on_start, self.started = opt, x_label, on_start, False
         self.is_main = opt.is_main
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.web_dir = os.path.join(self.save_dir, 'web')
@@ -58,11 +60,9 @@ class Visualizer:
         self.vis = self.wandb = None
         if not self.is_main:
             return
-        mkdirs(self.save_dir)
-        if self.use_html:
-            mkdirs(self.img_dir)
-        with open(self.log_name, 'a') as f:
-            f.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
+        # Folders and the log's header come with the first line written, so a run that fails before its first step
+        # leaves no empty folder and no header in an existing run's log.
+        self.log_header = f'================ Training Loss ({time.strftime("%c")}) ================\n'
         if opt.display_id > 0:
             self.vis = self._connect_visdom()
         if opt.use_wandb:
@@ -115,6 +115,10 @@ class Visualizer:
     def reset(self):
         """Called at each epoch start so the first display of an epoch is always saved."""
         self.saved = False
+        if not self.started:
+            self.started = True
+            if self.on_start is not None:
+                self.on_start()
 
     def display_current_results(self, visuals, epoch, save_result):
         """Show visuals on visdom/wandb; save them as web/images/epoch%03d_<label>.png and rebuild the page
@@ -239,5 +243,8 @@ class Visualizer:
         message = f'(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) '
         message += ''.join(f', {k}: {float(v):.3f}' for k, v in losses.items())
         write(message)  # a running terminal bar stays intact; elsewhere a plain flushed line
+        if self.log_header:
+            mkdirs(self.save_dir)
         with open(self.log_name, 'a') as f:  # one append per line: a crash loses at most that line
-            f.write(message + '\n\n')
+            f.write(self.log_header + message + '\n\n')
+        self.log_header = ''
