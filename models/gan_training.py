@@ -84,6 +84,12 @@ def accumulate(ema, model, decay=EMA_DECAY):
         pe.lerp_(p, 1 - decay)
 
 
+def end_step(model):
+    """A StyleGAN2 step's last act: G_ema follows G, and the iteration counts."""
+    accumulate(model.netG_ema, model.netG)
+    model.iteration += 1
+
+
 def adam_for_lazy_reg(params, lr, beta1, beta2, reg_every):
     """Adam with the lr/betas rescaled for lazy regularisation (the reference's c = k / (k + 1))."""
     c = reg_every / (reg_every + 1) if reg_every else 1.0

@@ -33,7 +33,7 @@ from util.util import UsageError, atomic_write, load_checkpoint, save_image, ten
 from .base_model import BaseModel, clean_state_dict, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
-from .gan_training import (IterationRun, accumulate, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
+from .gan_training import (IterationRun, end_step, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
                            layer_noise, mixing_noise, path_length_step, sync_ranks)
 from .stylegan2_io import (CKPT_RE, add_lazy_reg_options, add_network_options, check_sample_counts, image_grid,
                            latest_file, restore_loop_state, save_iteration)
@@ -316,8 +316,7 @@ class SemanticModel(IterationRun, BaseModel):
             latents.requires_grad_(True)
             fake, _ = g([latents], input_is_latent=True, noise=layer_noise(g.render_net.noises, pb, self.shard))
             path_length_step(self, fake, latents)
-        accumulate(self.netG_ema, self.netG)
-        self.iteration += 1
+        end_step(self)
 
     @torch.no_grad()
     def compute_visuals(self):

@@ -19,7 +19,7 @@ import torch
 from options.common import add_aliased
 from util.util import UsageError, load_checkpoint
 from .base_model import BaseModel, clean_state_dict, rng_state
-from .gan_training import (IterationRun, accumulate, d_logistic_loss, diff_augment, g_nonsaturating_loss,
+from .gan_training import (IterationRun, end_step, d_logistic_loss, diff_augment, g_nonsaturating_loss,
                            init_gan_training,
                            layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
@@ -154,8 +154,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
             z = mixing_noise(pb, o.z_dim, o.mixing, self.device, self.shard)
             fake, latents = self.netG(z, return_latents=True, noise=layer_noise(self.netG.noises, pb, self.shard))
             path_length_step(self, fake, latents)
-        accumulate(self.netG_ema, self.netG)
-        self.iteration += 1
+        end_step(self)
 
     @torch.no_grad()
     def compute_visuals(self):

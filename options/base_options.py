@@ -204,3 +204,14 @@ class BaseOptions:
         atomic_write(stem + '.txt', lambda f: f.write(text + '\n'), mode='w')
         atomic_write(stem + '.json', lambda f: json.dump(vars(opt), f, indent=1, sort_keys=True, default=str),
                      mode='w')
+
+
+class ResultOptions(BaseOptions):
+    """test.py and generate.py: they load a trained model and write under --results_dir."""
+    isTrain = False
+
+    def initialize(self, parser):
+        parser = BaseOptions.initialize(self, parser)
+        arg_group(parser, 'run / device').add_argument('--results_dir', type=str, default='./results/',
+                                                       help='saves results here')
+        return parser

@@ -1,17 +1,15 @@
 """Test options (reference names and defaults)."""
-from .base_options import BaseOptions
+from .base_options import ResultOptions
 from .common import arg_group
 
 
-class TestOptions(BaseOptions):
-    isTrain = False
+class TestOptions(ResultOptions):
     phase_default = 'test'
 
     def initialize(self, parser):
-        parser = BaseOptions.initialize(self, parser)
-        g = arg_group(parser, 'run / device').add_argument
-        g('--results_dir', type=str, default='./results/', help='saves results here')
-        g('--eval', action='store_true', help='use eval mode during test time')
+        parser = ResultOptions.initialize(self, parser)
+        arg_group(parser, 'run / device').add_argument('--eval', action='store_true',
+                                                       help='use eval mode during test time')
         g = arg_group(parser, 'data').add_argument
         g('--phase', type=str, default='test', help='train, val, test, etc')
         g('--num_test', type=int, default=50, help='how many test images to run')
