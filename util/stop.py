@@ -43,8 +43,12 @@ class StopFlag:
         if self.group is None:
             return self.signum is not None
         self.steps += 1
-        if self.steps % self.AGREE_EVERY:
-            return False
+        return self.agree() if self.steps % self.AGREE_EVERY == 0 else False
+
+    def agree(self):
+        """Whether any rank was asked to stop, agreed by all now (each rank must call it at the same point)."""
+        if self.group is None:
+            return self.signum is not None
         flag = torch.tensor([float(self.signum is not None)])
         dist.all_reduce(flag, group=self.group)
         if flag.item() and self.signum is None:

@@ -125,7 +125,7 @@ def train(model, dataset, visualizer):
                 pos.data = stream.state()
             with rng_untouched():
                 model.save_training(pos, 'stage')
-            if stop.signum is not None:  # it came during the stage's last step: saved whole, at the next one
+            if stop.agree():  # it came during the stage's last step: saved whole, at the next one
                 with rng_untouched():
                     model.save_training(pos, 'stop')
                 visualizer.flush()
