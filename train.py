@@ -86,11 +86,11 @@ def main(args=None):
     check_work_left(model, opt)
     # Only an accepted start writes into the run folder: the options when the first stage begins (after the model's
     # own checks in begin_training), the loss log and page with their first lines.
-    visualizer = Visualizer(opt, model.x_label, on_start=lambda: options.save_options(opt, model.save_dir))
+    visualizer = Visualizer(opt, model.x_label)
     if opt.is_main and dataset is not None:
         print(f'The number of training images = {len(dataset)}')
-    train(model, dataset, visualizer)
-    if not visualizer.started:  # e.g. a resumed SinGAN whose every scale is trained
+    started = train(model, dataset, visualizer, on_start=lambda: options.save_options(opt, model.save_dir))
+    if not started:  # e.g. a resumed SinGAN whose every scale is trained
         raise UsageError(f'--continue_train: {model.save_dir} is trained as far as these options ask: nothing to '
                          'train; ask for more epochs/iterations, or train a new --name')
     if torch.distributed.is_initialized():

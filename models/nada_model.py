@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from data.base_dataset import load_image
 from data.image_folder import make_dataset
-from options.common import add_aliased
+from options.common import add_aliased, drop_options
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
 from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
@@ -154,6 +154,9 @@ class NADAModel(IterationRun, BaseModel):
               '--truncation applies to z only; w and W+ are rendered as they are')
             return parser
         parser.set_defaults(lr=0.002, batch_size=16)
+        # NADA samples its own latents (no dataset) and fixes Adam's betas at (0, 0.99) as the reference does
+        drop_options(parser, '--model nada', 'beta1', dataset_mode='', serial_batches=False, num_threads=0,
+                     max_dataset_size=float('inf'), cache_images=False)
         g('--frozen_gen_ckpt', type=str, default=None, help='StyleGAN2 generator to adapt (rosinality format, g_ema)')
         g('--train_gen_ckpt', type=str, default=None, help='initial weights of the trained copy (default: frozen)')
         g('--source_class', type=str, default='dog', help='text describing the generator\'s domain')

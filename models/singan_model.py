@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from options.common import add_aliased
+from options.common import add_aliased, drop_options
 from util.training import Position, Stage
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
@@ -52,7 +52,9 @@ class SinGANModel(SinGANApps, BaseModel):
         group = parser.add_argument_group('singan options')
         g = group.add_argument
         if is_train:
-            parser.set_defaults(dataset_mode='single_image', num_threads=0)
+            # one image, loaded whole: no batches, loader workers or caching; learning rates are --lr_g/--lr_d
+            drop_options(parser, '--model singan', 'lr', dataset_mode='single_image', batch_size=1,
+                         serial_batches=False, num_threads=0, max_dataset_size=float('inf'), cache_images=False)
             g('--niter', type=int, default=2000, help='iterations per scale')
             g('--min_size', type=int, default=None,
               help='short side of the coarsest scale (default 25; 18 with --sr_factor)')

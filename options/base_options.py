@@ -25,10 +25,18 @@ from .common import arg_group
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, with a hint) instead of printing usage and exiting."""
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.dropped, self.dropped_dests = {}, set()  # flag -> who does not read it; their dests (drop_options)
+
     def error(self, message):
         hint = ''
         if 'unrecognized arguments' in message:
             unknown = [a for a in message.split(':', 1)[1].split() if a.startswith('--')]
+            for flag in unknown:
+                if flag.split('=')[0] in self.dropped:
+                    raise UsageError(f'{flag.split("=")[0]} has no effect with {self.dropped[flag.split("=")[0]]}; '
+                                     'drop it (--help lists the options it reads)')
             known = [o for a in self._actions for o in a.option_strings]
             for flag in unknown:
                 close = difflib.get_close_matches(flag.split('=')[0], known, n=1)
@@ -189,8 +197,9 @@ class BaseOptions:
         if not opt.is_main:
             return
         dests = {a.dest for a in self.parser._actions}
+        shown = {k: v for k, v in vars(opt).items() if k not in self.parser.dropped_dests}
         lines = ['----------------- Options ---------------']
-        for k, v in sorted(vars(opt).items()):
+        for k, v in sorted(shown.items()):
             default = self.parser.get_default(k)
             comment = f'\t[default: {default}]' if k in dests and v != default else ''
             lines.append(f'{k:>25}: {str(v):<30}{comment}')
@@ -202,7 +211,7 @@ class BaseOptions:
         # The same options as JSON, for programs (e.g. NADA's generate finds the frozen generator there).
         stem = os.path.join(folder, f'{opt.phase}_opt')
         atomic_write(stem + '.txt', lambda f: f.write(text + '\n'), mode='w')
-        atomic_write(stem + '.json', lambda f: json.dump(vars(opt), f, indent=1, sort_keys=True, default=str),
+        atomic_write(stem + '.json', lambda f: json.dump(shown, f, indent=1, sort_keys=True, default=str),
                      mode='w')
 
 

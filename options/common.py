@@ -20,6 +20,24 @@ def arg_group(parser, title):
     return parser.add_argument_group(title)
 
 
+def drop_options(parser, who, *names, **fixed):
+    """Remove shared options that `who` (a model, or a script such as generate.py) never reads, so its --help and
+    option table leave them out and passing one is an error that says so. `fixed` gives the value shared code
+    still reads in their place (e.g. the data loader's num_threads for SinGAN's one image)."""
+    for name in (*names, *fixed):
+        for action in [a for a in parser._actions if a.dest == name]:
+            parser._remove_action(action)
+            for group in parser._action_groups:
+                if action in group._group_actions:
+                    group._group_actions.remove(action)
+            for flag in action.option_strings:
+                parser._option_string_actions.pop(flag, None)
+                parser.dropped[flag] = who
+        parser.dropped_dests.add(name)
+    parser.set_defaults(**fixed)
+    return parser
+
+
 def add_aliased(group, name, **kw):
     """--name and its reference aliases (ALIASES), all landing in opt.<name>."""
     return group.add_argument('--' + name, *ALIASES[name], dest=name, **kw)

@@ -2,12 +2,14 @@
 names of a concept land in one attribute, the saved option table lists only what the model uses, and the
 options JSON round-trips."""
 import json
+import re
 
 import pytest
 
 from options.generate_options import GenerateOptions
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from util.util import UsageError
 
 MODELS = ['pix2pix', 'cycle_gan', 'test', 'colorization', 'template', 'singan', 'stylegan2', 'gansketch', 'semantic',
           'nada']
@@ -97,7 +99,28 @@ def test_saved_options_list_only_what_the_model_uses(model, tmp_path):
     keys = {line.split(':')[0].strip() for line in table.splitlines()[1:-1]}
     own = {'gan_mode'} if model == 'gansketch' else set()  # GAN Sketching's own --gan_mode (softplus, hinge, ...)
     assert not (keys | set(vars(opt))) & set(TRANSLATION_ONLY) - own
-    assert {'name', 'lr', 'continue_train', 'print_freq'} <= keys
+    assert {'name', 'continue_train', 'print_freq'} <= keys
+    unread = NOT_READ.get(model, set())
+    assert not keys & unread and ('lr' in keys) == ('lr' not in unread)
+
+
+# shared options a model never reads: left out of --help, the saved table and JSON, and refused when given
+NOT_READ = {'singan': {'lr', 'batch_size', 'serial_batches', 'num_threads', 'max_dataset_size', 'cache_images',
+                       'dataset_mode'},
+            'nada': {'beta1', 'serial_batches', 'num_threads', 'max_dataset_size', 'cache_images', 'dataset_mode'}}
+
+
+@pytest.mark.parametrize('cls,model,flag', [(TrainOptions, 'singan', '--lr'), (TrainOptions, 'singan', '--batch_size'),
+                                            (TrainOptions, 'nada', '--beta1'), (TrainOptions, 'nada', '--num_threads'),
+                                            (GenerateOptions, 'stylegan2', '--num_threads'),
+                                            (GenerateOptions, 'singan', '--dataset_mode')])
+def test_options_a_model_does_not_read_are_hidden_and_refused(cls, model, flag, tmp_path, capsys):
+    assert not re.search(rf'(^\s+|\[){flag}[ ,\]]', help_text(cls, capsys, '--model', model), re.M)
+    who = 'generate.py' if cls is GenerateOptions else f'--model {model}'
+    with pytest.raises(UsageError, match=f'^{flag} has no effect with {who}; drop it'):
+        cls().parse(['--model', model, '--device', 'cpu', flag, '1'])
+    opt = cls().parse(['--model', model, '--device', 'cpu'])  # the data loader still reads a fixed value
+    assert hasattr(opt, flag[2:]) == (flag not in ('--lr', '--beta1'))
 
 
 def test_options_json_round_trips(tmp_path):

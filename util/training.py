@@ -109,17 +109,22 @@ def rng_untouched():
         restore_rng(state)
 
 
-def train(model, dataset, visualizer):
-    """Run `model` from where its checkpoint left it (or the start) to the end of its last stage."""
+def train(model, dataset, visualizer, on_start=None):
+    """Run `model` from where its checkpoint left it (or the start) to the end of its last stage. `on_start` runs
+    once, when the first stage begins: the model has accepted the run by then (begin_training and begin_stage may
+    still refuse it, e.g. SinGAN's image), so train.py saves the options there and a refused start rewrites
+    nothing. Returns whether any stage ran (False: a resumed run with nothing left to train)."""
     pos = model.begin_training(dataset)
     stages = model.stages()
     stream = DataStream(dataset, pos.data) if dataset is not None else None
     counts_images = model.count_unit == 'img'
+    ran = pos.stage < len(stages)
     with StopFlag() as stop, _forgetting_restored():
         for k in range(pos.stage, len(stages)):
             if k != pos.stage:
                 pos = Position(k, 0, pos.count, stream.state() if stream is not None else {})
-            _run_stage(model, stages[k], pos, stream, visualizer, stop, counts_images)
+            _run_stage(model, stages[k], pos, stream, visualizer, stop, counts_images, on_start)
+            on_start = None
             pos.stage, pos.step = k + 1, 0
             if stream is not None:
                 pos.data = stream.state()
@@ -132,6 +137,7 @@ def train(model, dataset, visualizer):
                 sys.exit(stop.exit_code)
     visualizer.flush()
     model.end_training()
+    return ran
 
 
 @contextlib.contextmanager
@@ -142,11 +148,13 @@ def _forgetting_restored():
         forget_restored()
 
 
-def _run_stage(model, stage, pos, stream, visualizer, stop, counts_images):
+def _run_stage(model, stage, pos, stream, visualizer, stop, counts_images, on_start):
     opt, world = model.opt, model.opt.world_size
     if not pos.step:  # the unbroken run saved at the previous stage's end, then began this one
         _apply_restored()
     model.begin_stage(pos)
+    if on_start is not None:
+        on_start()
     _apply_restored()  # it saved after a step of this stage (begin_stage may have restored it itself)
     visualizer.reset()
     if stage.steps is None:  # an epoch: the rest of the data stream's current pass

@@ -35,12 +35,10 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
 class Visualizer:
     """Only rank 0 (opt.is_main) writes or prints anything, so DDP runs produce one log and one page.
     visdom and wandb are optional: when either is unavailable, one line says so and training goes on.
-    `x_label` names the unit of the loss plot's x axis ('epoch', 'iteration', 'scale'): models count differently.
-    `on_start` runs at the first stage's start, once the model has accepted the run (its begin_training may still
-    refuse it, e.g. SinGAN's image): train.py saves the options there, so a refused start rewrites nothing."""
+    `x_label` names the unit of the loss plot's x axis ('epoch', 'iteration', 'scale'): models count differently."""
 
-    def __init__(self, opt, x_label='epoch', on_start=None):
-        self.opt, self.x_label, self.on_start, self.started = opt, x_label, on_start, False
+    def __init__(self, opt, x_label='epoch'):
+        self.opt, self.x_label = opt, x_label
         self.is_main = opt.is_main
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.web_dir = os.path.join(self.save_dir, 'web')
@@ -115,10 +113,6 @@ class Visualizer:
     def reset(self):
         """Called at each epoch start so the first display of an epoch is always saved."""
         self.saved = False
-        if not self.started:
-            self.started = True
-            if self.on_start is not None:
-                self.on_start()
 
     def display_current_results(self, visuals, epoch, save_result):
         """Show visuals on visdom/wandb; save them as web/images/epoch%03d_<label>.png and rebuild the page
