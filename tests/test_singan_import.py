@@ -226,7 +226,7 @@ def test_reconstruction_matches_reference(run):
 
 @pytest.mark.parametrize('args,kw', [
     (['--gen_start_scale', '1'], dict(gen_start_scale=1)),
-    (['--mode', 'random_samples_arbitrary_sizes', '--scale_h', '1.5'], dict(scale_h=1.5)),
+    (['--mode', 'random_samples_arbitrary_sizes', '--scale_h', '1.25'], dict(scale_h=1.25)),  # stretch at scale 1
 ])
 def test_seeded_samples_match_reference(run, args, kw):
     oracle = ref_generate(run['gs'], run['zs'], run['reals'], run['amps'], run['r'], seed=7, num=3, **kw)
@@ -285,3 +285,25 @@ def test_cli_one_line_and_existing_checkpoint_kept(run):
                         'imp', '--checkpoints_dir', run['ck']], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and p.stderr.strip().count('\n') == 0 and 'already exists' in p.stderr
     assert open(path, 'rb').read() == before
+
+
+def test_train_with_reference_resampling(tmp_path):
+    """train.py --resample reference builds the reference's pyramid of the image (its imresize) and keeps the
+    choice in the checkpoint; training stays ours by default (covered by test_singan.py)."""
+    import cv2
+    import train
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (30, 38, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'img.png'), img[..., ::-1])
+    ck = str(tmp_path / 'ck')
+    train.main(['--model', 'singan', '--dataroot', str(tmp_path / 'img.png'), '--name', 't', '--checkpoints_dir', ck,
+                '--niter', '2', '--nfc', '8', '--min_nfc', '8', '--min_size', '16', '--device', 'cpu',
+                '--resample', 'reference', '--seed', '1'])
+    ckpt = load_checkpoint(os.path.join(ck, 't', 'singan_pyramid.pth'))
+    assert ckpt['config']['resample'] == 'reference'
+    real = ref_imresize(((torch.from_numpy(img).permute(2, 0, 1)[None] / 255 - 0.5) * 2).float(), 1.0)
+    stop = len(ckpt['shapes']) - 1
+    expected = [ref_imresize(real, math.pow(ckpt['r'], stop - i)) for i in range(stop + 1)]
+    assert all(torch.equal(a, b) for a, b in zip(ckpt['reals'], expected))
+    model = load_model(ck, 't')
+    assert model.pyramid.resample == 'reference' and len(model.pyramid) == stop + 1
