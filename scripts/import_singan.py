@@ -124,6 +124,9 @@ def import_pyramid(folder, min_size=None, resample='reference'):
         if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[:2]) != (1, cfg['nc_im']):
             got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise UsageError(f'reals.pth entry {n} is {got}, expected a (1, {cfg["nc_im"]}, H, W) image')
+    for n, a in enumerate(amps):
+        if not (isinstance(a, (int, float)) or torch.is_tensor(a) and a.numel() == 1):
+            raise UsageError(f'NoiseAmp.pth entry {n} is {type(a).__name__}, expected a number (the noise amplitude)')
     shapes = [tuple(x.shape[-2:]) for x in reals]
     r, cfg['min_size'] = _ratio(shapes, min_size)
     p = (cfg['ker_size'] - 1) * cfg['num_layer'] // 2

@@ -264,6 +264,8 @@ def test_bad_folders(tmp_path):
     zs = [torch.zeros(1, 3, 9, 9)] * (STOP + 1)
     torch.save(zs, os.path.join(base, 'Zs.pth'))
     _refused([base, '--name', 'x', *ck], r'Zs.pth entry 0 is \(1, 3, 9, 9\), expected \(1, C, \d+, \d+\)')
+    torch.save(['1'] * (STOP + 1), os.path.join(base, 'NoiseAmp.pth'))
+    _refused([base, '--name', 'x', *ck], 'NoiseAmp.pth entry 0 is str, expected a number')
     os.remove(os.path.join(base, 'NoiseAmp.pth'))
     _refused([base, '--name', 'x', *ck], 'NoiseAmp.pth is missing')
     other = str(tmp_path / 'run2')
@@ -275,6 +277,8 @@ def test_bad_folders(tmp_path):
     torch.save(torch.load(os.path.join(other, '0', 'netD.pth')), os.path.join(other, '2', 'netD.pth'))
     torch.save(wide.state_dict(), os.path.join(other, '1', 'netG.pth'))
     _refused([other, '--name', 'x', *ck], r'1/netG.pth head.conv.weight has shape \(16, 3, 3, 3\), expected \(8, 3')
+    torch.save([RefNet(True)], os.path.join(other, 'reals.pth'))  # pickled code (as the reference's Gs.pth)
+    _refused([other, '--name', 'x', *ck], 'reals.pth')
     assert not os.path.exists(tmp_path / 'ck')
 
 
