@@ -4,7 +4,7 @@ animation, each writing its images and an index.html under results/<name>/singan
 
 A mixin rather than functions so the applications read the trained pyramid as the model holds it; it lives
 apart from singan_model.py so that file keeps to training. It expects of the model: opt, device, save_dir,
-cfg, pyramid, shapes, reals, orig_size, load_pyramid(), _new_nets(), and for the paint2image fine-tune
+cfg, pyramid, shapes, reals, orig_size, load_pyramid(), _new_nets(), _empty_pyramid(), and for the paint2image fine-tune
 start_scale(), optimize_parameters(), netG and amp.
 """
 import io
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from data.single_image_dataset import read_single_image
 from util import html
 from util.util import UsageError, load_checkpoint, save_checkpoint, save_image, tensor2im, atomic_write
-from .singan_networks import SinPyramid, resize, sr_schedule, to_channels
+from .singan_networks import resize, sr_schedule, to_channels
 
 SAMPLE_BATCH = 8  # images per generator pass when sampling
 
@@ -75,12 +75,16 @@ class SinGANApps:
             save_image(tensor2im(images[i:i + 1]), path)
         return list(paths)
 
-    def _sample_batches(self, base, start, shapes, num, paths_fn, pyramid=None):
-        """Run `base` (1 image, the input of scale `start`) through the pyramid num times, in batches."""
-        files = []
-        for i in range(0, num, SAMPLE_BATCH):
-            b = min(SAMPLE_BATCH, num - i)
-            out = (pyramid or self.pyramid).run(base.expand(b, -1, -1, -1), start, len(self.shapes), shapes)
+    def _sample_batches(self, base, start, shapes, num, paths_fn, pyramid=None, noise=None):
+        """Run `base` (1 image, the input of scale `start`) through the pyramid num times, in batches;
+        noise[n] (num, C, h, w): the noise of scale n, default fresh per batch. The reference's resampling runs
+        one sample per pass, as the reference: a batch changes convolutions' rounding, which its 8-bit
+        truncation between scales can turn into a level."""
+        files, step = [], 1 if self.cfg['resample'] == 'reference' else SAMPLE_BATCH
+        for i in range(0, num, step):
+            b = min(step, num - i)
+            z_fn = (lambda n, x: noise[n][i:i + b]) if noise else None
+            out = (pyramid or self.pyramid).run(base.expand(b, -1, -1, -1), start, len(self.shapes), shapes, z_fn)
             files += self._save_batch(out, [paths_fn(i + j) for j in range(b)])
         return files
 
@@ -93,6 +97,9 @@ class SinGANApps:
         if sv <= 0 or sh <= 0:
             raise UsageError(f'--scale_v and --scale_h must be positive (got {sv}, {sh})')
         shapes = [(max(1, round(h * sv)), max(1, round(w * sh))) for h, w in self.shapes]
+        num = self._num(50)
+        # the reference draws every sample's noise at scale 0, then at scale 1 ... (also below gen_start_scale)
+        noise = self.pyramid.reference_noise(num, shapes, self.device) if self.cfg['resample'] == 'reference' else None
         # the coarser scales reconstruct the training image (fixed z_opt); sampling starts at scale k
         base = (self.pyramid.reconstruct(k, self.device) if k > 0 else
                 self.pyramid.zeros(1, shapes[0], self.device))
@@ -100,7 +107,7 @@ class SinGANApps:
         if k > 0 or not arbitrary:
             parts.append(f'gen_start_scale={k}')
         folder = os.path.join(self.img_dir, '_'.join(parts))
-        return self._sample_batches(base, k, shapes, self._num(50), lambda i: os.path.join(folder, f'{i}.png'))
+        return self._sample_batches(base, k, shapes, num, lambda i: os.path.join(folder, f'{i}.png'), noise=noise)
 
     def _gen_random_samples_arbitrary_sizes(self):
         return self._gen_random_samples(arbitrary=True)
@@ -212,7 +219,7 @@ class SinGANApps:
             G, amp = self.netG.eval().requires_grad_(False), self.amp
             save_checkpoint({'G': OrderedDict((k, v.cpu()) for k, v in G.state_dict().items()), 'noise_amp': amp,
                              'centers': centers.cpu()}, path)
-        pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        pyramid = self._empty_pyramid()
         for k in range(len(self.shapes)):
             if k == n:
                 pyramid.add(G, amp, self.pyramid.z_opts[k])

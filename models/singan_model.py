@@ -10,6 +10,7 @@ scale, so `--continue_train` resumes an interrupted run at the next scale; Ctrl-
 scale in training (`singan_partial.pth`), which the resumed run continues. `generate()` and the
 applications it serves (random_samples ... animation) are in singan_apps.py.
 """
+import math
 import os
 import random
 import time
@@ -23,8 +24,9 @@ from util.training import Position, Stage
 from util.util import UsageError, load_checkpoint, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
 from .singan_apps import SinGANApps, quantize
-from .singan_networks import (SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty, pyramid_plan,
-                              resize, scale_width, sr_schedule, to_channels)
+from .singan_networks import (RESAMPLE, SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty,
+                              pyramid_plan, resize, scale_width, sr_schedule, to_channels)
+from .singan_resize import imresize
 
 MODES = ('random_samples', 'random_samples_arbitrary_sizes', 'harmonization', 'editing', 'paint2image', 'sr',
          'animation')
@@ -33,12 +35,32 @@ PARTIAL_NAME = 'singan_partial.pth'  # the scale in training when Ctrl-C/SIGTERM
 # Settings saved with the pyramid. --continue_train keeps them all (a different value given on the command
 # line is reported and ignored), so the resumed scales match an unbroken run.
 STRUCTURE_KEYS = ('nc_im', 'nfc', 'min_nfc', 'ker_size', 'num_layer', 'min_size', 'max_size', 'scale_factor_init',
-                  'noise_padding', 'sr_factor', 'seed')
+                  'noise_padding', 'sr_factor', 'seed', 'resample')
 TRAIN_KEYS = ('niter', 'alpha', 'lambda_grad', 'noise_amp', 'lr_g', 'lr_d', 'beta1', 'gamma', 'Gsteps', 'Dsteps')
 
 
 def _rmse(a, b):
     return torch.sqrt(F.mse_loss(a, b))
+
+
+def new_nets(cfg, n, device):
+    """G_n, D_n (fresh) and their widths (nfc, min_nfc) for scale n of a pyramid with settings cfg."""
+    nfc, min_nfc = scale_width(cfg['nfc'], n), scale_width(cfg['min_nfc'], n)
+    kw = dict(nc_im=cfg['nc_im'], nfc=nfc, min_nfc=min_nfc, ker_size=cfg['ker_size'], num_layer=cfg['num_layer'])
+    return SinGenerator(**kw).to(device), SinDiscriminator(**kw).to(device), nfc, min_nfc
+
+
+def save_pyramid(path, cfg, orig_size, r, reals, pyramid, d_states, scale_nfc, scale_seconds):
+    """The pyramid checkpoint (training writes it after every scale, scripts/import_singan.py once), atomically."""
+    cpu = lambda sd: OrderedDict((k, v.detach().cpu()) for k, v in sd.items())  # noqa: E731
+    scales = []
+    for n, G in enumerate(pyramid.gens):
+        scales.append({'G': cpu(G.state_dict()), 'D': cpu(d_states[n]), 'z_opt': pyramid.z_opts[n].cpu(),
+                       'noise_amp': pyramid.amps[n], 'nfc': scale_nfc[n][0], 'min_nfc': scale_nfc[n][1],
+                       'seconds': scale_seconds[n]})
+    save_checkpoint({'format': 'singan_pyramid', 'version': 1, 'config': dict(cfg), 'orig_size': list(orig_size),
+                     'r': r, 'shapes': [list(s) for s in pyramid.shapes], 'real': reals[-1].cpu(),
+                     'reals': [x.cpu() for x in reals], 'scales': scales}, path)
 
 
 class SinGANModel(SinGANApps, BaseModel):
@@ -79,6 +101,9 @@ class SinGANModel(SinGANApps, BaseModel):
               help='train for super-resolution by this factor (the paper: alpha 100, min_size 18)')
             g('--noise_padding', action='store_true',
               help='draw noise at the padded size instead of zero-padding it (the reference\'s animation training)')
+            g('--resample', choices=RESAMPLE, default=None,
+              help='between-scale resampling: ours (default; bicubic on the device) or reference '
+                   '(tamarott/SinGAN\'s 8-bit imresize, slower)')
         else:
             g('--mode', type=str, default='random_samples', choices=MODES, help='SinGAN application')
             g('--gen_start_scale', type=int, default=0,
@@ -100,6 +125,9 @@ class SinGANModel(SinGANApps, BaseModel):
             g('--beta_animation', type=float, default=0.9, help='animation: momentum of the noise random walk')
             g('--num_frames', type=int, default=100, help='animation: frames in the GIF')
             g('--fps', type=float, default=10, help='animation: frames per second')
+            g('--resample', choices=RESAMPLE, default=None,
+              help='between-scale resampling (default: the one the pyramid was trained or imported with); '
+                   'reference = tamarott/SinGAN\'s, which also draws noise in its order')
         return parser
 
     def __init__(self, opt):
@@ -123,6 +151,7 @@ class SinGANModel(SinGANApps, BaseModel):
             raise UsageError(f'--sr_factor must be > 1 (got {sr})')
         cfg = {k: getattr(o, k) for k in TRAIN_KEYS + ('nfc', 'min_nfc', 'ker_size', 'num_layer', 'max_size')}
         cfg.update(nc_im=o.nc_im or nc_image, noise_padding=bool(o.noise_padding), sr_factor=sr,
+                   resample=o.resample or 'ours',
                    alpha=o.alpha if o.alpha is not None else (100.0 if sr else 10.0),
                    min_size=o.min_size if o.min_size is not None else (18 if sr else 25),
                    scale_factor_init=o.scale_factor if o.scale_factor is not None else
@@ -159,19 +188,16 @@ class SinGANModel(SinGANApps, BaseModel):
             raise UsageError(f'the image is {w}x{h}, smaller than --min_size {c["min_size"]}; '
                              f'use a larger image or lower --min_size')
         try:
-            _, r, shapes = pyramid_plan(h, w, c['min_size'], c['max_size'], c['scale_factor_init'],
-                                        sr=c['sr_factor'] is not None)
+            scale1, r, shapes = pyramid_plan(h, w, c['min_size'], c['max_size'], c['scale_factor_init'],
+                                             sr=c['sr_factor'] is not None)
         except ValueError as e:
             raise UsageError(f'cannot build a pyramid: {e}, below --min_size {c["min_size"]}; '
                              'use a less elongated image, a lower --min_size or a higher --max_size') from None
-        return r, shapes
+        return scale1, r, shapes
 
     # ---------------------------------------------------------------- networks of one scale
     def _new_nets(self, n):
-        c = self.cfg
-        nfc, min_nfc = scale_width(c['nfc'], n), scale_width(c['min_nfc'], n)
-        kw = dict(nc_im=c['nc_im'], nfc=nfc, min_nfc=min_nfc, ker_size=c['ker_size'], num_layer=c['num_layer'])
-        return SinGenerator(**kw).to(self.device), SinDiscriminator(**kw).to(self.device), nfc, min_nfc
+        return new_nets(self.cfg, n, self.device)
 
     def _noise_shape(self, n):
         h, w = self.shapes[n]
@@ -207,7 +233,7 @@ class SinGANModel(SinGANApps, BaseModel):
             self.amp = 1.0
             self.z_opt = torch.randn(self._noise_shape(n), device=dev)
         else:
-            self.rec_prev = resize(self.pyramid.reconstruct(n, dev), self.shapes[n])
+            self.rec_prev = self.pyramid.to_scale(self.pyramid.reconstruct(n, dev), n, force=True)
             self.amp = c['noise_amp'] * float(_rmse(self.real, self.rec_prev))
             self.z_opt = torch.zeros(self._noise_shape(n), device=dev)
         self.centers = centers
@@ -236,7 +262,7 @@ class SinGANModel(SinGANApps, BaseModel):
         n, k = self.scale, self.cfg['Dsteps']
         if n == 0:
             return torch.zeros(k, *self.real.shape[1:], device=self.device)
-        prev = resize(self.pyramid.sample(n, k, self.device), self.shapes[n])
+        prev = self.pyramid.to_scale(self.pyramid.sample(n, k, self.device), n, force=True)
         return prev if self.centers is None else quantize(prev, self.centers)
 
     def optimize_parameters(self):
@@ -287,15 +313,19 @@ class SinGANModel(SinGANApps, BaseModel):
         """Pyramid sizes and the training image at every scale, on the device."""
         image = to_channels(image, self.cfg['nc_im'])
         self.orig_size = tuple(image.shape[-2:])
-        self.r, self.shapes = self._plan(*self.orig_size)
-        real = resize(image, self.shapes[-1])
-        self.reals = [resize(real, s) for s in self.shapes]
+        scale1, self.r, self.shapes = self._plan(*self.orig_size)
+        if self.cfg['resample'] == 'reference':  # the reference's pyramid: imresize by scale1, then by r**(stop - i)
+            real, stop = imresize(image, scale1), len(self.shapes) - 1
+            self.reals = [imresize(real, math.pow(self.r, stop - i)) for i in range(stop + 1)]
+        else:
+            real = resize(image, self.shapes[-1])
+            self.reals = [resize(real, s) for s in self.shapes]
 
     def init_training(self, image):
         """Fresh run on `image` (1, C, H, W): resolved settings, pyramid sizes, the image at every scale."""
         self.cfg = self._config_from_options(image.shape[1])
         self._prepare(image)
-        self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        self.pyramid = self._empty_pyramid()
         self.scale_nfc, self.scale_seconds, self.d_states, self.prev_states = [], [], [], None
 
     def train_scale(self, n):
@@ -382,17 +412,9 @@ class SinGANModel(SinGANApps, BaseModel):
 
     # ---------------------------------------------------------------- checkpoint
     def _save_pyramid(self):
-        if not self.opt.is_main:
-            return
-        cpu = lambda sd: OrderedDict((k, v.detach().cpu()) for k, v in sd.items())  # noqa: E731
-        scales = []
-        for n, G in enumerate(self.pyramid.gens):
-            scales.append({'G': cpu(G.state_dict()), 'D': cpu(self.d_states[n]), 'z_opt': self.pyramid.z_opts[n].cpu(),
-                           'noise_amp': self.pyramid.amps[n], 'nfc': self.scale_nfc[n][0],
-                           'min_nfc': self.scale_nfc[n][1], 'seconds': self.scale_seconds[n]})
-        save_checkpoint({'format': 'singan_pyramid', 'version': 1, 'config': dict(self.cfg),
-                         'orig_size': list(self.orig_size), 'r': self.r, 'shapes': [list(s) for s in self.shapes],
-                         'real': self.reals[-1].cpu(), 'scales': scales}, self.ckpt_path)
+        if self.opt.is_main:
+            save_pyramid(self.ckpt_path, self.cfg, self.orig_size, self.r, self.reals, self.pyramid, self.d_states,
+                         self.scale_nfc, self.scale_seconds)
 
     def _save_partial(self, n, it, seconds):
         save_checkpoint({'format': 'singan_partial', 'scale': n, 'iteration': it, 'seconds': seconds,
@@ -439,11 +461,14 @@ class SinGANModel(SinGANApps, BaseModel):
     def _restore(self, ckpt):
         """Pyramid, sizes and config from a checkpoint, on the device."""
         self.cfg = dict(ckpt['config'])
+        self.cfg.setdefault('resample', 'ours')  # checkpoints from before --resample
+        if getattr(self.opt, 'resample', None) and not self.opt.isTrain:
+            self.cfg['resample'] = self.opt.resample
         self.r, self.shapes = ckpt['r'], [tuple(s) for s in ckpt['shapes']]
         self.orig_size = tuple(ckpt['orig_size'])
-        real = ckpt['real'].to(self.device)
-        self.reals = [resize(real, s) for s in self.shapes]
-        self.pyramid = SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'])
+        reals = ckpt.get('reals') or [resize(ckpt['real'].to(self.device), s) for s in self.shapes]
+        self.reals = [x.to(self.device) for x in reals]
+        self.pyramid = self._empty_pyramid()
         self.scale_nfc, self.scale_seconds, self.d_states = [], [], []
         for n, s in enumerate(ckpt['scales']):
             G, _, nfc, min_nfc = self._new_nets(n)
@@ -454,6 +479,9 @@ class SinGANModel(SinGANApps, BaseModel):
             self.d_states.append(s['D'])
         last = ckpt['scales'][-1] if ckpt['scales'] else None
         self.prev_states = {'G': last['G'], 'D': last['D']} if last else None
+
+    def _empty_pyramid(self):
+        return SinPyramid(self.cfg['nc_im'], self.shapes, self.cfg['noise_padding'], self.cfg['resample'], self.r)
 
     def _load_for_resume(self):
         ckpt = self._load_ckpt()

@@ -10,7 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .singan_resize import imresize
+
 MAX_NFC = 128
+RESAMPLE = ('ours', 'reference')  # between-scale resampling: ours, or tamarott/SinGAN's (singan_resize.py)
 
 
 def scale_width(nfc, n):
@@ -113,6 +116,12 @@ class SinGenerator(_Trunk):
             x = F.pad(prev, (p, p, p, p)) + amp * z
         return self.tail(self.body(self.head(x))) + prev
 
+    def from_padded(self, prev, z, amp):
+        """The reference's generation step on inputs already padded (its arbitrary-size path stretches the
+        padded previous image): the residual is added to prev's centre."""
+        p = self.pad
+        return self.tail(self.body(self.head(amp * z + prev))) + prev[..., p:-p, p:-p]
+
 
 class SinDiscriminator(_Trunk):
     """D_n: a WGAN critic giving one score per receptive-field patch."""
@@ -142,13 +151,15 @@ class SinPyramid:
     """The trained (frozen, eval-mode) scales: generators, noise amplitudes, fixed reconstruction noise.
 
     Everything runs batched on one device; in eval mode BatchNorm uses running statistics, so a batch
-    of samples gives exactly what one-at-a-time sampling would.
+    of samples gives exactly what one-at-a-time sampling would. resample='reference' moves images between
+    scales as tamarott/SinGAN does (its imresize by 1/r, cropped to the next size; noise zero-padded).
     """
 
-    def __init__(self, nc_im, shapes, noise_padding=False):
+    def __init__(self, nc_im, shapes, noise_padding=False, resample='ours', r=None):
         self.nc_im = nc_im
         self.shapes = [tuple(s) for s in shapes]
         self.noise_padding = noise_padding
+        self.resample, self.r = resample, r
         self.gens = []
         self.amps = []
         self.z_opts = []
@@ -164,11 +175,25 @@ class SinPyramid:
 
     def noise(self, n, batch, shape, pad, device):
         """Gaussian noise for scale n: one channel broadcast over colours at the coarsest scale (as the
-        reference), padded size when training used noise padding."""
+        reference), padded size when training used noise padding (the reference generates unpadded)."""
         h, w = shape
-        if self.noise_padding:
+        if self.noise_padding and self.resample == 'ours':
             h, w = h + 2 * pad, w + 2 * pad
         return torch.randn(batch, 1 if n == 0 else self.nc_im, h, w, device=device)
+
+    def reference_noise(self, num, shapes, device):
+        """Noise for `num` samples at every scale, drawn as the reference's SinGAN_generate draws it (scale by
+        scale, one sample at a time), so a seed gives its samples; (num, C, h, w) per scale."""
+        return [torch.cat([self.noise(n, 1, s, 0, device) for _ in range(num)]) for n, s in enumerate(shapes)]
+
+    def to_scale(self, x, n, shape=None, force=False):
+        """x as the input of scale n at `shape` (default: the training size). The reference's resampling
+        upsamples by 1/r and crops, which can leave it smaller than `shape` at arbitrary sizes (run() then
+        stretches it as the reference does); `force` resamples even at the same size (the 8-bit round trip)."""
+        shape = tuple(shape or self.shapes[n])
+        if self.resample == 'ours' or (tuple(x.shape[-2:]) == shape and not force):
+            return resize(x, shape)
+        return imresize(x, 1 / self.r)[..., :shape[0], :shape[1]]
 
     @torch.no_grad()
     def run(self, x, start, stop, shapes=None, z_fn=None):
@@ -179,10 +204,17 @@ class SinPyramid:
         """
         shapes = shapes or self.shapes
         for n in range(start, stop):
-            x = resize(x, shapes[n])
+            shape = tuple(shapes[n])
+            x = self.to_scale(x, n, shape, force=n > start)
             G = self.gens[n]
-            z = z_fn(n, x) if z_fn else self.noise(n, x.shape[0], x.shape[-2:], G.pad, x.device)
-            x = G(x, z, self.amps[n])
+            z = z_fn(n, x) if z_fn else self.noise(n, x.shape[0], shape, G.pad, x.device)
+            if tuple(x.shape[-2:]) == shape:
+                x = G(x, z, self.amps[n])
+            else:  # the reference's bilinear stretch of the padded, too small image to the padded noise size
+                p = G.pad
+                size = (shape[0] + 2 * p, shape[1] + 2 * p)
+                prev = F.interpolate(F.pad(x, (p, p, p, p)), size=size, mode='bilinear', align_corners=True)
+                x = G.from_padded(prev, z if z.shape[-2:] == size else F.pad(z, (p, p, p, p)), self.amps[n])
         return x
 
     def rec_z(self, n, x):
