@@ -1,6 +1,6 @@
 """models/clip.py, clip_weights.py and clip_tokenizer.py: architecture inference and strict loading from every
-weight-file layout, the BPE tokenizer against a naive reference, vocabulary lookup, preprocessing. Tiny random
-CLIPs, plus one full-size ViT-B/32."""
+weight-file layout, the BPE tokenizer against a naive reference on a tiny vocabulary (test_clip_tokenizer.py checks
+the real one against OpenAI's), vocabulary lookup, preprocessing. Tiny random CLIPs, plus one full-size ViT-B/32."""
 import gc
 import gzip
 import html
@@ -8,11 +8,12 @@ import os
 import pickle
 import random
 import sys
-import unicodedata
 import zipfile
 
+import ftfy
 import numpy as np
 import pytest
+import regex
 import torch
 from PIL import Image
 
@@ -235,7 +236,6 @@ class ReferenceTokenizer:
     """CLIP's algorithm written as plainly as possible: the original regex, and BPE that rescans every pair."""
 
     def __init__(self, merges):
-        self.re = pytest.importorskip('regex')
         printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
         rest = [b for b in range(256) if b not in printable]
         self.byte_char = {b: chr(b) for b in printable}
@@ -247,15 +247,10 @@ class ReferenceTokenizer:
         self.rank = {m: i for i, m in enumerate(merges)}
 
     def encode(self, text):
-        try:
-            import ftfy
-            text = ftfy.fix_text(text)
-        except ImportError:
-            text = unicodedata.normalize('NFC', text)   # clip_tokenizer.py's documented stand-in for ftfy
-        text = html.unescape(html.unescape(text)).strip()
-        text = self.re.sub(r'\s+', ' ', text).strip().lower()
+        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+        text = regex.sub(r'\s+', ' ', text).strip().lower()
         out = []
-        for piece in self.re.findall(CLIP_PATTERN, text, flags=self.re.IGNORECASE):
+        for piece in regex.findall(CLIP_PATTERN, text, flags=regex.IGNORECASE):
             if piece in ('<|startoftext|>', '<|endoftext|>'):
                 out.append(self.ids[piece])
                 continue
@@ -320,19 +315,6 @@ def test_tokenize_tensor(tmp_path):
         tok(long_text, context_length=12)
     cut = tok(long_text, context_length=12, truncate=True)[0].tolist()
     assert cut[0] == tok.sot and cut[-1] == tok.eot and cut[1:-1] == ref.encode(long_text)[:10]
-
-
-def test_pretokenizer_classes_match_regex_for_every_assigned_character():
-    """The stdlib scanner replaces the `regex` module; check every code point Python's Unicode database assigns."""
-    regex = pytest.importorskip('regex')
-    pattern = regex.compile(CLIP_PATTERN, regex.IGNORECASE)
-    for cp in range(0xF0000):  # the two private-use planes above add nothing new
-        c = chr(cp)
-        if unicodedata.category(c) in ('Cn', 'Cs'):
-            continue
-        # letter ['ac','!','c','1'], digit ['a','c','!','c','1'], other ['a','c!c','1'], dropped ['a','!','1']
-        probe = 'a' + c + '!' + c + '1'
-        assert T.pretokenize(probe) == pattern.findall(probe), hex(cp)
 
 
 def test_tokenizer_rejects_short_vocab(tmp_path):
