@@ -16,6 +16,7 @@ import pytest
 import regex
 import torch
 from PIL import Image
+from skimage import data
 
 from models import clip as C
 from models import clip_tokenizer as T
@@ -354,24 +355,52 @@ def test_find_bpe_vocab(tmp_path, monkeypatch):
 
 # --- preprocessing ----------------------------------------------------------------------------------------------
 
-def test_preprocess_matches_clip_pil_pipeline():
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)
-    image = np.asarray(Image.fromarray(small).resize((90, 60), Image.BICUBIC))   # smooth 60x90 RGB
-    n_px = 32
-    pil = Image.fromarray(image).resize((int(n_px * 90 / 60), n_px), Image.BICUBIC)
-    left = int(round((pil.width - n_px) / 2.0))
-    pil = np.asarray(pil.crop((left, 0, left + n_px, n_px)), dtype=np.float32) / 255
-    expected = (torch.from_numpy(pil).permute(2, 0, 1) - torch.tensor(C.CLIP_MEAN)[:, None, None]) \
-        / torch.tensor(C.CLIP_STD)[:, None, None]
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    ours = C.preprocess(x, n_px)[0]
-    assert ours.shape == (3, n_px, n_px)
-    assert (ours - expected).abs().max() < 0.03    # PIL rounds to uint8: 1/255/0.27 ~ 0.015 per step
-    # generator outputs in [-1, 1] map through the same transform, with gradients
-    g = (x * 2 - 1).requires_grad_(True)
-    out = C.preprocess(g, n_px, value_range=(-1, 1))
-    torch.testing.assert_close(out, ours[None])
+def _normalized(x):
+    return (x - torch.tensor(C.CLIP_MEAN)[:, None, None]) / torch.tensor(C.CLIP_STD)[:, None, None]
+
+
+def _levels(a, b):
+    """Largest difference of two normalised CLIP inputs on the 8-bit scale."""
+    return ((a - b) * torch.tensor(C.CLIP_STD)[:, None, None] * 255).abs().max().item()
+
+
+def _short_side_size(h, w, n_px):
+    return (n_px, int(n_px * w / h)) if h <= w else (int(n_px * h / w), n_px)
+
+
+def clip_pil_transform(image, n_px):
+    """OpenAI CLIP's preprocess on a PIL image, step by step as torchvision runs it: Resize(n_px, BICUBIC) of the
+    shorter side, CenterCrop(n_px), convert('RGB'), ToTensor, Normalize."""
+    h, w = _short_side_size(image.height, image.width, n_px)
+    image = image.resize((w, h), Image.BICUBIC)
+    left, top = int(round((w - n_px) / 2.0)), int(round((h - n_px) / 2.0))
+    image = image.crop((left, top, left + n_px, top + n_px)).convert('RGB')
+    return _normalized(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
+
+
+@pytest.mark.parametrize('crop', [(slice(None), slice(None)), (slice(0, 300), slice(None)),
+                                  (slice(None), slice(100, 400)), (slice(100, 190), slice(150, 270))],
+                         ids=['square', 'landscape', 'portrait', 'upscaled'])
+@pytest.mark.parametrize('n_px', [224, 64])
+def test_preprocess_image_matches_clip_pil_pipeline(crop, n_px):
+    """NADA's --style_img_dir images: CLIP's own PIL transform, on a photo (skimage's astronaut, 512x512)."""
+    photo = np.ascontiguousarray(data.astronaut()[crop])
+    expected = clip_pil_transform(Image.fromarray(photo), n_px)
+    ours = C.preprocess_image(photo, n_px)
+    assert ours.shape == (1, 3, n_px, n_px) and ours.dtype == torch.float32
+    assert _levels(ours[0], expected) == 0
+    # the photo exercises PIL's 8-bit clamping: the same resize in float overshoots it by more than 2 levels
+    h, w = _short_side_size(*photo.shape[:2], n_px)
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    unclamped = torch.nn.functional.interpolate(x, size=(h, w), mode='bicubic', antialias=True)[0]
+    top, left = int(round((h - n_px) / 2.0)), int(round((w - n_px) / 2.0))
+    assert _levels(_normalized(unclamped[:, top:top + n_px, left:left + n_px]), expected) > 2
+
+
+def test_preprocess_is_differentiable():
+    g = (torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
+    out = C.preprocess(g, 32, value_range=(-1, 1))
+    assert out.shape == (2, 3, 32, 32)
     out.sum().backward()
     assert g.grad.abs().sum() > 0
 
