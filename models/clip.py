@@ -428,11 +428,13 @@ def preprocess(images, n_px=224, value_range=(0.0, 1.0), mean=CLIP_MEAN, std=CLI
     """StyleGAN-NADA's transform of a (N, 3, H, W) float batch (generator outputs), differentiable.
 
     Values mapped to [0, 1], CLIP's Resize(n_px, bicubic) and CenterCrop applied to the tensor, then CLIP's mean/std.
+    The resize is torchvision's tensor resize as NADA pins it (torchvision 0.8.2 in its README, Colab and cog.yaml:
+    plain bicubic, no antialiasing, no clamping); torchvision >= 0.17 would antialias.
     """
     lo, hi = value_range
     x = (images - lo) / (hi - lo)
     size = _resized_size(*x.shape[-2:], n_px)
     if tuple(x.shape[-2:]) != size:
-        x = F.interpolate(x, size=size, mode='bicubic', align_corners=False, antialias=True)
+        x = F.interpolate(x, size=size, mode='bicubic', align_corners=False)
     top, left = _crop_origin(size, n_px)
     return _normalize(x[..., top:top + n_px, left:left + n_px], mean, std)

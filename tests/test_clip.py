@@ -397,12 +397,38 @@ def test_preprocess_image_matches_clip_pil_pipeline(crop, n_px):
     assert _levels(_normalized(unclamped[:, top:top + n_px, left:left + n_px]), expected) > 2
 
 
-def test_preprocess_is_differentiable():
-    g = (torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
-    out = C.preprocess(g, 32, value_range=(-1, 1))
-    assert out.shape == (2, 3, 32, 32)
+def bicubic_matrix(n_in, n_out, a=-0.75):
+    """Rows of torch's plain bicubic resize (torchvision 0.8's tensor Resize): output i samples the input at
+    (i + 0.5) * n_in / n_out - 0.5 with Keys' cubic (a = -0.75), edge pixels repeated."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        x = (i + 0.5) * n_in / n_out - 0.5
+        base = int(np.floor(x))
+        for k in range(-1, 3):
+            d = abs(x - base - k)
+            w = ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else a * (d ** 3 - 5 * d * d + 8 * d - 4)
+            m[i, min(max(base + k, 0), n_in - 1)] += w
+    return torch.from_numpy(m).float()
+
+
+@pytest.mark.parametrize('shape', [(48, 64), (64, 48), (20, 30), (32, 40)])
+def test_preprocess_follows_nada_tensor_pipeline(shape):
+    """Generator outputs: [-1, 1] -> [0, 1], plain bicubic resize of the tensor (no antialiasing, no clamping, as
+    torchvision 0.8.2 that NADA pins), centre crop, normalise; differentiable."""
+    g = torch.Generator().manual_seed(sum(shape))
+    images = (torch.rand(2, 3, *shape, generator=g) * 2 - 1).requires_grad_(True)   # sharp: overshoot guaranteed
+    n_px = 32
+    h, w = shape
+    size = _short_side_size(h, w, n_px)
+    resized = bicubic_matrix(h, size[0]) @ ((images.detach() + 1) / 2) @ bicubic_matrix(w, size[1]).T
+    top, left = int(round((size[0] - n_px) / 2.0)), int(round((size[1] - n_px) / 2.0))
+    expected = _normalized(resized[..., top:top + n_px, left:left + n_px])
+    out = C.preprocess(images, n_px, value_range=(-1, 1))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    if shape != (32, 40):   # a resize happened; (32, 40) is only cropped
+        assert (out * torch.tensor(C.CLIP_STD)[:, None, None] + torch.tensor(C.CLIP_MEAN)[:, None, None]).max() > 1
     out.sum().backward()
-    assert g.grad.abs().sum() > 0
+    assert images.grad.abs().sum() > 0
 
 
 @pytest.mark.gpu
