@@ -14,7 +14,10 @@ class TemplateDataset(BaseDataset):
         """Add options to a group titled for --help, and change defaults with parser.set_defaults, here."""
         group = parser.add_argument_group('dataset mode template options')
         add_preprocess_options(group, is_train)  # --load_size --crop_size --preprocess --no_flip, for get_transform
-        # group.add_argument('--my_option', type=int, default=1, help='what it does')
+        # The reference template's example option, kept so its commands run: this dataset does not use it; yours
+        # would read it as self.opt.new_dataset_option. set_defaults overrides the declared default, as there.
+        group.add_argument('--new_dataset_option', type=float, default=1.0, help='new dataset option (an example)')
+        parser.set_defaults(new_dataset_option=2.0)
         return parser
 
     def __init__(self, opt):

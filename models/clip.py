@@ -13,8 +13,10 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from util.util import UsageError
@@ -388,24 +390,51 @@ def load_clip(name_or_path, clip_dir=DEFAULT_CLIP_DIR, quick_gelu=None):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Preprocessing.
+# Preprocessing, in StyleGAN-NADA's two pipelines: image files (--style_img_dir) go through CLIP's own PIL transform;
+# generated images through the same steps on tensors (torchvision's), which keeps them differentiable.
 
-def preprocess(images, n_px=224, value_range=(0.0, 1.0), mean=CLIP_MEAN, std=CLIP_STD):
-    """CLIP's transform on a (N, 3, H, W) float batch, differentiable (e.g. for [-1, 1] generator outputs).
+def _resized_size(h, w, n_px):
+    """torchvision's Resize(n_px): the shorter side becomes n_px, the longer int(n_px * long / short)."""
+    return (n_px, int(n_px * w / h)) if h <= w else (int(n_px * h / w), n_px)
 
-    Shorter side resized to n_px with bicubic antialiased interpolation (PIL's kernel, as CLIP's PIL pipeline
-    uses), centre crop, then CLIP's mean/std.
-    """
-    lo, hi = value_range
-    x = (images - lo) / (hi - lo)
-    h, w = x.shape[-2:]
-    short, long = min(h, w), max(h, w)
-    size_long = int(n_px * long / short)
-    size = (n_px, size_long) if h <= w else (size_long, n_px)
-    if (h, w) != size:
-        x = F.interpolate(x, size=size, mode='bicubic', align_corners=False, antialias=True)
-    top, left = int(round((size[0] - n_px) / 2.0)), int(round((size[1] - n_px) / 2.0))
-    x = x[..., top:top + n_px, left:left + n_px]
+
+def _crop_origin(size, n_px):
+    """torchvision's CenterCrop: (top, left), rounded."""
+    return int(round((size[0] - n_px) / 2.0)), int(round((size[1] - n_px) / 2.0))
+
+
+def _normalize(x, mean, std):
     mean = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def preprocess_image(image, n_px=224):
+    """CLIP's own transform (`clip.load`'s preprocess) of an HxWx3 uint8 RGB image -> (1, 3, n_px, n_px).
+
+    PIL does the bicubic resize, so its rounding and clamping to 8 bits are the reference's too (a float resize
+    overshoots [0, 255] at edges, by 18 levels on skimage's astronaut).
+    """
+    size = _resized_size(*image.shape[:2], n_px)
+    picture = Image.fromarray(image)
+    if size != image.shape[:2]:
+        picture = picture.resize(size[::-1], Image.Resampling.BICUBIC)
+    top, left = _crop_origin(size, n_px)
+    crop = np.array(picture.crop((left, top, left + n_px, top + n_px)))
+    return _normalize(torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255), CLIP_MEAN, CLIP_STD)
+
+
+def preprocess(images, n_px=224, value_range=(0.0, 1.0), mean=CLIP_MEAN, std=CLIP_STD):
+    """StyleGAN-NADA's transform of a (N, 3, H, W) float batch (generator outputs), differentiable.
+
+    Values mapped to [0, 1], CLIP's Resize(n_px, bicubic) and CenterCrop applied to the tensor, then CLIP's mean/std.
+    The resize is torchvision's tensor resize as NADA pins it (torchvision 0.8.2 in its README, Colab and cog.yaml:
+    plain bicubic, no antialiasing, no clamping); torchvision >= 0.17 would antialias.
+    """
+    lo, hi = value_range
+    x = (images - lo) / (hi - lo)
+    size = _resized_size(*x.shape[-2:], n_px)
+    if tuple(x.shape[-2:]) != size:
+        x = F.interpolate(x, size=size, mode='bicubic', align_corners=False)
+    top, left = _crop_origin(size, n_px)
+    return _normalize(x[..., top:top + n_px, left:left + n_px], mean, std)

@@ -1,16 +1,17 @@
 """CLIP's byte-level BPE tokenizer: vocabulary lookup, text cleaning, pre-tokenization and BPE merges.
 
-Reproduces OpenAI's `clip.tokenize` (same ids) without the `regex` package; ftfy is used when installed.
+Reproduces OpenAI's `clip.tokenize` (the same ids for every string): the same ftfy repair, `regex` pattern and
+merges, so both need to be installed (requirements.txt).
 """
 import gzip
 import html
 import importlib.util
 import math
 import os
-import re
-import unicodedata
 from functools import lru_cache
 
+import ftfy
+import regex
 import torch
 
 from util.util import UsageError
@@ -52,62 +53,18 @@ def bytes_to_unicode():
     return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
 
 
-# CLIP splits text with the `regex` pattern
-#   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+   (IGNORECASE).
-# The scanner below reproduces it with unicodedata, so no third-party module is needed. Two quirks of `regex`
-# are kept: its \s excludes U+001C..U+001F (str.isspace includes them), and under IGNORECASE U+0345 (a combining
-# mark that case-folds to a Greek iota) matches no branch, so like whitespace it is dropped and splits runs.
-_WHITESPACE_RUN = re.compile(r'[^\S\x1c-\x1f]+')
-_CONTRACTIONS = ('re', 've', 'll', 's', 't', 'm', 'd')
-
-
-def _char_class(c):
-    if (c.isspace() and not '\x1c' <= c <= '\x1f') or c == '\u0345':
-        return ' '
-    cat = unicodedata.category(c)[0]
-    return cat if cat in 'LN' else 'O'
-
-
-def pretokenize(text):
-    """Splits cleaned, lower-cased text into the pieces CLIP's regex finds."""
-    pieces, i, n = [], 0, len(text)
-    while i < n:
-        special = next((s for s in (SOT, EOT) if text.startswith(s, i)), None)
-        if special:
-            pieces.append(special)
-            i += len(special)
-            continue
-        if text[i] == "'":
-            suffix = next((s for s in _CONTRACTIONS if len(text) > i + len(s) and all(
-                a.casefold() == b for a, b in zip(text[i + 1:i + 1 + len(s)], s))), None)
-            if suffix:
-                pieces.append(text[i:i + 1 + len(suffix)])
-                i += 1 + len(suffix)
-                continue
-        kind = _char_class(text[i])
-        j = i + 1
-        if kind in ('L', 'O'):  # letters and other symbols come in runs; a digit or a dropped space is one char
-            while j < n and _char_class(text[j]) == kind:
-                j += 1
-        if kind != ' ':
-            pieces.append(text[i:j])
-        i = j
-    return pieces
+# CLIP's pre-tokenizer: special tokens, English contractions, letter runs, single digits, runs of anything else.
+# \p{L}/\p{N} come from the `regex` module's own Unicode tables (newer than Python's `unicodedata` can be), and its
+# \s differs from str.isspace (U+001C..U+001F are not whitespace), so the same module is used, not `re`.
+_PIECES = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
+                        regex.IGNORECASE)
 
 
 def clean_text(text):
-    """ftfy.fix_text (if installed, as CLIP does), HTML unescaping twice, whitespace collapsed, lower case.
-
-    Without ftfy, text that ftfy would repair (mojibake, curly quotes, full-width forms, ligatures) is tokenized
-    as given, only NFC-normalised; ordinary prompts are unaffected.
-    """
-    try:
-        import ftfy
-        text = ftfy.fix_text(text)
-    except ImportError:
-        text = unicodedata.normalize('NFC', text)
-    text = html.unescape(html.unescape(text)).strip()
-    return _WHITESPACE_RUN.sub(' ', text).strip().lower()
+    """CLIP's text cleaning, in its order: ftfy repair (mojibake, ligatures, full-width forms, ...), HTML entities
+    unescaped twice, ends stripped, whitespace runs collapsed, lower case."""
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return regex.sub(r'\s+', ' ', text).strip().lower()
 
 
 class BPETokenizer:
@@ -157,7 +114,7 @@ class BPETokenizer:
 
     def encode(self, text):
         ids = []
-        for piece in pretokenize(clean_text(text)):
+        for piece in _PIECES.findall(clean_text(text)):
             mapped = ''.join(self.byte_encoder[b] for b in piece.encode('utf-8'))  # specials map to themselves
             ids.extend(self.encoder[symbol] for symbol in self.bpe(mapped))
         return ids

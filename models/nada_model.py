@@ -275,8 +275,7 @@ class NADAModel(IterationRun, BaseModel):
             source = self.netG([z.to(self.device)])[0]
         for _, judge in self.clip_losses:
             n_px = judge.model.image_resolution
-            styles = [clip.preprocess(torch.from_numpy(load_image(p)).permute(2, 0, 1)[None].float().div(255), n_px)
-                      for p in paths]
+            styles = [clip.preprocess_image(load_image(p), n_px) for p in paths]
             judge.set_image_direction(source, [s.to(self.device) for s in styles])
 
     def checkpoint(self):

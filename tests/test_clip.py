@@ -1,6 +1,6 @@
 """models/clip.py, clip_weights.py and clip_tokenizer.py: architecture inference and strict loading from every
-weight-file layout, the BPE tokenizer against a naive reference, vocabulary lookup, preprocessing. Tiny random
-CLIPs, plus one full-size ViT-B/32."""
+weight-file layout, the BPE tokenizer against a naive reference on a tiny vocabulary (test_clip_tokenizer.py checks
+the real one against OpenAI's), vocabulary lookup, preprocessing. Tiny random CLIPs, plus one full-size ViT-B/32."""
 import gc
 import gzip
 import html
@@ -8,13 +8,15 @@ import os
 import pickle
 import random
 import sys
-import unicodedata
 import zipfile
 
+import ftfy
 import numpy as np
 import pytest
+import regex
 import torch
 from PIL import Image
+from skimage import data
 
 from models import clip as C
 from models import clip_tokenizer as T
@@ -235,7 +237,6 @@ class ReferenceTokenizer:
     """CLIP's algorithm written as plainly as possible: the original regex, and BPE that rescans every pair."""
 
     def __init__(self, merges):
-        self.re = pytest.importorskip('regex')
         printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
         rest = [b for b in range(256) if b not in printable]
         self.byte_char = {b: chr(b) for b in printable}
@@ -247,15 +248,10 @@ class ReferenceTokenizer:
         self.rank = {m: i for i, m in enumerate(merges)}
 
     def encode(self, text):
-        try:
-            import ftfy
-            text = ftfy.fix_text(text)
-        except ImportError:
-            text = unicodedata.normalize('NFC', text)   # clip_tokenizer.py's documented stand-in for ftfy
-        text = html.unescape(html.unescape(text)).strip()
-        text = self.re.sub(r'\s+', ' ', text).strip().lower()
+        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+        text = regex.sub(r'\s+', ' ', text).strip().lower()
         out = []
-        for piece in self.re.findall(CLIP_PATTERN, text, flags=self.re.IGNORECASE):
+        for piece in regex.findall(CLIP_PATTERN, text, flags=regex.IGNORECASE):
             if piece in ('<|startoftext|>', '<|endoftext|>'):
                 out.append(self.ids[piece])
                 continue
@@ -322,19 +318,6 @@ def test_tokenize_tensor(tmp_path):
     assert cut[0] == tok.sot and cut[-1] == tok.eot and cut[1:-1] == ref.encode(long_text)[:10]
 
 
-def test_pretokenizer_classes_match_regex_for_every_assigned_character():
-    """The stdlib scanner replaces the `regex` module; check every code point Python's Unicode database assigns."""
-    regex = pytest.importorskip('regex')
-    pattern = regex.compile(CLIP_PATTERN, regex.IGNORECASE)
-    for cp in range(0xF0000):  # the two private-use planes above add nothing new
-        c = chr(cp)
-        if unicodedata.category(c) in ('Cn', 'Cs'):
-            continue
-        # letter ['ac','!','c','1'], digit ['a','c','!','c','1'], other ['a','c!c','1'], dropped ['a','!','1']
-        probe = 'a' + c + '!' + c + '1'
-        assert T.pretokenize(probe) == pattern.findall(probe), hex(cp)
-
-
 def test_tokenizer_rejects_short_vocab(tmp_path):
     path = str(tmp_path / 'v.txt.gz')
     make_vocab(path, n_merges=20)
@@ -372,26 +355,80 @@ def test_find_bpe_vocab(tmp_path, monkeypatch):
 
 # --- preprocessing ----------------------------------------------------------------------------------------------
 
-def test_preprocess_matches_clip_pil_pipeline():
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)
-    image = np.asarray(Image.fromarray(small).resize((90, 60), Image.BICUBIC))   # smooth 60x90 RGB
+def _normalized(x):
+    return (x - torch.tensor(C.CLIP_MEAN)[:, None, None]) / torch.tensor(C.CLIP_STD)[:, None, None]
+
+
+def _levels(a, b):
+    """Largest difference of two normalised CLIP inputs on the 8-bit scale."""
+    return ((a - b) * torch.tensor(C.CLIP_STD)[:, None, None] * 255).abs().max().item()
+
+
+def _short_side_size(h, w, n_px):
+    return (n_px, int(n_px * w / h)) if h <= w else (int(n_px * h / w), n_px)
+
+
+def clip_pil_transform(image, n_px):
+    """OpenAI CLIP's preprocess on a PIL image, step by step as torchvision runs it: Resize(n_px, BICUBIC) of the
+    shorter side, CenterCrop(n_px), convert('RGB'), ToTensor, Normalize."""
+    h, w = _short_side_size(image.height, image.width, n_px)
+    image = image.resize((w, h), Image.BICUBIC)
+    left, top = int(round((w - n_px) / 2.0)), int(round((h - n_px) / 2.0))
+    image = image.crop((left, top, left + n_px, top + n_px)).convert('RGB')
+    return _normalized(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255)
+
+
+@pytest.mark.parametrize('crop', [(slice(None), slice(None)), (slice(0, 300), slice(None)),
+                                  (slice(None), slice(100, 400)), (slice(100, 190), slice(150, 270))],
+                         ids=['square', 'landscape', 'portrait', 'upscaled'])
+@pytest.mark.parametrize('n_px', [224, 64])
+def test_preprocess_image_matches_clip_pil_pipeline(crop, n_px):
+    """NADA's --style_img_dir images: CLIP's own PIL transform, on a photo (skimage's astronaut, 512x512)."""
+    photo = np.ascontiguousarray(data.astronaut()[crop])
+    expected = clip_pil_transform(Image.fromarray(photo), n_px)
+    ours = C.preprocess_image(photo, n_px)
+    assert ours.shape == (1, 3, n_px, n_px) and ours.dtype == torch.float32
+    assert _levels(ours[0], expected) == 0
+    # the photo exercises PIL's 8-bit clamping: the same resize in float overshoots it by more than 2 levels
+    h, w = _short_side_size(*photo.shape[:2], n_px)
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    unclamped = torch.nn.functional.interpolate(x, size=(h, w), mode='bicubic', antialias=True)[0]
+    top, left = int(round((h - n_px) / 2.0)), int(round((w - n_px) / 2.0))
+    assert _levels(_normalized(unclamped[:, top:top + n_px, left:left + n_px]), expected) > 2
+
+
+def bicubic_matrix(n_in, n_out, a=-0.75):
+    """Rows of torch's plain bicubic resize (torchvision 0.8's tensor Resize): output i samples the input at
+    (i + 0.5) * n_in / n_out - 0.5 with Keys' cubic (a = -0.75), edge pixels repeated."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        x = (i + 0.5) * n_in / n_out - 0.5
+        base = int(np.floor(x))
+        for k in range(-1, 3):
+            d = abs(x - base - k)
+            w = ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else a * (d ** 3 - 5 * d * d + 8 * d - 4)
+            m[i, min(max(base + k, 0), n_in - 1)] += w
+    return torch.from_numpy(m).float()
+
+
+@pytest.mark.parametrize('shape', [(48, 64), (64, 48), (20, 30), (32, 40)])
+def test_preprocess_follows_nada_tensor_pipeline(shape):
+    """Generator outputs: [-1, 1] -> [0, 1], plain bicubic resize of the tensor (no antialiasing, no clamping, as
+    torchvision 0.8.2 that NADA pins), centre crop, normalise; differentiable."""
+    g = torch.Generator().manual_seed(sum(shape))
+    images = (torch.rand(2, 3, *shape, generator=g) * 2 - 1).requires_grad_(True)   # sharp: overshoot guaranteed
     n_px = 32
-    pil = Image.fromarray(image).resize((int(n_px * 90 / 60), n_px), Image.BICUBIC)
-    left = int(round((pil.width - n_px) / 2.0))
-    pil = np.asarray(pil.crop((left, 0, left + n_px, n_px)), dtype=np.float32) / 255
-    expected = (torch.from_numpy(pil).permute(2, 0, 1) - torch.tensor(C.CLIP_MEAN)[:, None, None]) \
-        / torch.tensor(C.CLIP_STD)[:, None, None]
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    ours = C.preprocess(x, n_px)[0]
-    assert ours.shape == (3, n_px, n_px)
-    assert (ours - expected).abs().max() < 0.03    # PIL rounds to uint8: 1/255/0.27 ~ 0.015 per step
-    # generator outputs in [-1, 1] map through the same transform, with gradients
-    g = (x * 2 - 1).requires_grad_(True)
-    out = C.preprocess(g, n_px, value_range=(-1, 1))
-    torch.testing.assert_close(out, ours[None])
+    h, w = shape
+    size = _short_side_size(h, w, n_px)
+    resized = bicubic_matrix(h, size[0]) @ ((images.detach() + 1) / 2) @ bicubic_matrix(w, size[1]).T
+    top, left = int(round((size[0] - n_px) / 2.0)), int(round((size[1] - n_px) / 2.0))
+    expected = _normalized(resized[..., top:top + n_px, left:left + n_px])
+    out = C.preprocess(images, n_px, value_range=(-1, 1))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    if shape != (32, 40):   # a resize happened; (32, 40) is only cropped
+        assert (out * torch.tensor(C.CLIP_STD)[:, None, None] + torch.tensor(C.CLIP_MEAN)[:, None, None]).max() > 1
     out.sum().backward()
-    assert g.grad.abs().sum() > 0
+    assert images.grad.abs().sum() > 0
 
 
 @pytest.mark.gpu
