@@ -10,11 +10,10 @@ import re
 import numpy as np
 import torch
 from dominate import document, tags
+from PIL import Image
 
 from data import DataStream
 from options.common import add_aliased
-from PIL import Image
-
 from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, seed_everything
 from .base_model import clean_state_dict, set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
@@ -159,7 +158,7 @@ def check_sample_counts(opt):
 def to_uint8(image, rounded=True):
     """(C, H, W) tensor in [-1, 1] -> (H, W, C) uint8, as the reference scripts write it: rounded to nearest
     (torchvision's save_image with normalize and range (-1, 1): GAN Sketching) or truncated (`x*127.5+127.5`
-    cast: SemanticStyleGAN). The float steps follow theirs, so the bytes are the same."""
+    cast: SemanticStyleGAN). The float steps follow theirs, so the values are the same."""
     x = image.detach().float().cpu().clamp(-1, 1)
     x = x.add(1).div(2).mul(255).add(0.5).clamp(0, 255) if rounded else x * 127.5 + 127.5
     return x.permute(1, 2, 0).to(torch.uint8).numpy()
@@ -187,8 +186,7 @@ def generate_samples(opt, ckpt, title):
     net = build_generator(ckpt, opt).to(device).eval()
     save_dir = opt.save_dir or os.path.join(opt.results_dir, opt.name)
     mkdirs(save_dir)
-    with torch.no_grad():
-        mean = net.mean_latent(opt.truncation_mean) if opt.truncation < 1 else None
+    mean = net.mean_latent(opt.truncation_mean) if opt.truncation < 1 else None
     shift = 0.0
     if opt.w_shift:
         try:
