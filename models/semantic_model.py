@@ -29,14 +29,14 @@ import torch.nn.functional as F
 from data.segmented_dataset import label_masks
 from options.common import add_aliased
 from util import html
-from util.util import UsageError, atomic_write, load_checkpoint, save_image, tensor2im
+from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_image, seed_everything, tensor2im
 from .base_model import BaseModel, clean_state_dict, rng_state
 from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT, discriminator_from_args,
                                 generator_from_args)
 from .gan_training import (IterationRun, end_step, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
                            layer_noise, mixing_noise, path_length_step, sync_ranks)
 from .stylegan2_io import (CKPT_RE, add_lazy_reg_options, add_network_options, check_sample_counts, image_grid,
-                           latest_file, restore_loop_state, save_iteration)
+                           latest_file, restore_loop_state, save_iteration, save_jpeg, to_uint8, write_sample_page)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -346,7 +346,11 @@ class SemanticModel(IterationRun, BaseModel):
     # ---------------------------------------------------------------- sampling and editing
     def generate(self):
         """Random samples with their masks, or (--edit_class) local edits with before/after/difference images.
-        Writes save_dir/images/* and save_dir/index.html."""
+
+        Samples follow the reference's visualize/generate.py draw for draw (with --seed as if it were seeded at
+        its start): build the generator (its initialisation draws), the mean of --truncation_mean mapped z
+        (drawn even without truncation), all samples' z at once, then each batch renders with random noise;
+        save_dir/NNNNNN_img.jpg and NNNNNN_seg.jpg are its files. Edits go to save_dir/<edit>/images/*."""
         o = self.opt
         path = o.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
         if path is None:
@@ -354,32 +358,31 @@ class SemanticModel(IterationRun, BaseModel):
                              f'--name {o.name}, or pass --ckpt FILE')
         check_sample_counts(o)
         ckpt = read_checkpoint(path)
+        if o.seed is not None:
+            seed_everything(o.seed)
         g = generator_from_args(ckpt['args'])
         load_net(g, ckpt['g_ema'] if 'g_ema' in ckpt else ckpt['g'], path, 'g_ema')
         g = g.to(self.device).eval()
         classes = self._edit_classes(g) if o.edit_class else None
         if classes and o.edit_mode == 'swap' and o.num_samples < 2:
             raise UsageError('--edit_mode swap exchanges latents between samples; use --num_samples 2 or more')
-        if o.seed is not None:
-            torch.manual_seed(o.seed)
-        mean = g.mean_latent(o.truncation_mean) if o.truncation < 1 else None
+        psi = o.truncation
         with torch.no_grad():
-            w = g.style(torch.randn(o.num_samples, g.style_dim, device=self.device))
-            if mean is not None:
-                w = mean + o.truncation * (w - mean)
+            mean = g.style(torch.randn(o.truncation_mean, g.style_dim, device=self.device)).mean(0, keepdim=True)
+            w = psi * g.style(torch.randn(o.num_samples, g.style_dim, device=self.device)) + (1 - psi) * mean
             donors = None
             if classes and o.edit_mode == 'resample':
-                donors = g.style(torch.randn(o.num_samples, g.style_dim, device=self.device))
-                donors = donors if mean is None else mean + o.truncation * (donors - mean)
+                donors = psi * g.style(torch.randn(o.num_samples, g.style_dim, device=self.device)) + (1 - psi) * mean
         # edits get their own folder, so they never overwrite a samples page (or another edit's)
         sub = f'edit_{o.edit_part}_{o.edit_mode}_class_{"_".join(map(str, classes))}' if classes else ''
         save_dir = o.save_dir or os.path.join(o.results_dir, o.name, sub)
-        page = html.HTML(save_dir, f'SemanticStyleGAN {os.path.basename(path)}')
+        title = f'SemanticStyleGAN {os.path.basename(path)}'
         if classes:
+            page = html.HTML(save_dir, title)
             self._write_edits(g, w, donors, classes, page)
+            page.save()
         else:
-            self._write_samples(g, w, page)
-        page.save()
+            self._write_samples(g, w, save_dir, title)
         if o.is_main:
             print(f'wrote {o.num_samples} {"edits" if classes else "samples"} to {save_dir} (index.html)')
         return save_dir
@@ -398,20 +401,29 @@ class SemanticModel(IterationRun, BaseModel):
     def _batches(self, n):
         return [slice(s, min(n, s + self.opt.batch_size)) for s in range(0, n, self.opt.batch_size)]
 
-    def _write_samples(self, g, w, page):
+    def _write_samples(self, g, w, save_dir, title):
+        """Each batch rendered with random noise; the image and the colour-coded mask (argmax) written as the
+        reference writes them (truncated to uint8, JPEG), plus our overlay and, with --save_latent, w."""
         o, k = self.opt, g.seg_dim
+        mkdirs(save_dir)
+        names = []
         for sl in self._batches(len(w)):
             with torch.no_grad():
-                image, seg = g([w[sl]], input_is_latent=True, randomize_noise=False)
-            labels = seg.argmax(1)
+                image, seg = g([w[sl]], input_is_latent=True)
+            labels = seg.argmax(1).cpu()
             for j, i in enumerate(range(sl.start, sl.stop)):
-                shown = OrderedDict(img=image[j:j + 1], seg=palette(k)[labels[j].cpu().numpy()],
-                                    overlay=overlay(image[j:j + 1], labels[j:j + 1], k))
-                names = self._save_row(page, f'{i:06d}', shown)
-                page.add_images(names, list(shown), names)
+                files = {f'{i:06d}_img.jpg': to_uint8(image[j], rounded=False),
+                         f'{i:06d}_seg.jpg': palette(k)[labels[j].numpy()],
+                         f'{i:06d}_overlay.jpg': to_uint8(overlay(image[j:j + 1], labels[j:j + 1].to(image.device),
+                                                                  k)[0], rounded=False)}
+                for name, array in files.items():
+                    save_jpeg(array, os.path.join(save_dir, name))
+                names += list(files)
                 if o.save_latent:
-                    latent, name = w[i:i + 1].cpu().numpy(), f'{i:06d}_latent.npy'
-                    atomic_write(os.path.join(page.get_image_dir(), name), lambda f: np.save(f, latent))
+                    latent = w[i:i + 1].cpu().numpy()
+                    atomic_write(os.path.join(save_dir, f'{i:06d}_latent.npy'), lambda f: np.save(f, latent))
+        write_sample_page(save_dir, names, f'{title}: {len(w)} samples, truncation {o.truncation:g}', ncols=3,
+                          header=['image', 'mask', 'overlay'])
 
     def _write_edits(self, g, w, donors, classes, page):
         """Each sample before and after taking the chosen classes' latents from its donor (the next sample when

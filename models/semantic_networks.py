@@ -220,14 +220,11 @@ class SemanticGenerator(nn.Module):
                              f'{base_layers}, {depth_layers}, {local_layers}); the reference uses 2, 6, 10')
         if seg_dim < 2:
             raise UsageError(f'seg_dim {seg_dim}: a semantic generator needs at least 2 classes (background + one)')
-        bad = [t for t in transparent_dims if not 0 < t < seg_dim]
-        if bad:
-            raise UsageError(f'transparent class {bad[0]} is not a foreground class of seg_dim {seg_dim}; give '
-                             f'--transparent_dims between 1 and {seg_dim - 1}')
         self.size, self.style_dim, self.n_mlp = size, style_dim, n_mlp
         self.n_local = self.seg_dim = seg_dim
         self.local_layers, self.base_layers, self.depth_layers = local_layers, base_layers, depth_layers
         self.coarse_size, self.residual_refine, self.detach_texture = coarse_size, residual_refine, detach_texture
+        # as in the reference, classes outside 0..seg_dim-1 are ignored (its default 10 12 with a small seg_dim)
         self.transparent_dims = tuple(transparent_dims)
         self.n_latent = base_layers + 2 * seg_dim
         self.n_latent_expand = seg_dim * local_layers
@@ -318,7 +315,7 @@ class SemanticGenerator(nn.Module):
         if not self.transparent_dims:
             return masks, masks
         see = torch.zeros(self.seg_dim, device=masks.device, dtype=masks.dtype)
-        see[list(self.transparent_dims)] = 1
+        see[[t for t in self.transparent_dims if 0 <= t < self.seg_dim]] = 1
         see = see.view(1, -1, 1, 1)
         opaque = masks * (1 - see)
         return masks, opaque / (opaque.sum(1, keepdim=True) + 1e-8) + masks * see

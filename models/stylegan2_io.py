@@ -3,16 +3,18 @@ from any of the supported checkpoint layouts (rosinality / NADA / SemanticStyleG
 the rosinality NNNNNN.pt save and resume, and sample grids and pages."""
 import argparse
 import glob
+import io
 import os
 import re
 
 import numpy as np
 import torch
 from dominate import document, tags
+from PIL import Image
 
 from data import DataStream
 from options.common import add_aliased
-from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
+from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, seed_everything
 from .base_model import clean_state_dict, set_rng_state
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
 
@@ -148,22 +150,42 @@ def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
     atomic_write(os.path.join(save_dir, 'index.html'), lambda f: f.write(html))
 
 
-@torch.no_grad()
 def check_sample_counts(opt):
     if opt.num_samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
         raise UsageError('--num_samples, --batch_size and --truncation_mean must be at least 1')
 
 
+def to_uint8(image, rounded=True):
+    """(C, H, W) tensor in [-1, 1] -> (H, W, C) uint8, as the reference scripts write it: rounded to nearest
+    (torchvision's save_image with normalize and range (-1, 1): GAN Sketching) or truncated (`x*127.5+127.5`
+    cast: SemanticStyleGAN). The float steps follow theirs, so the values are the same."""
+    x = image.detach().float().cpu().clamp(-1, 1)
+    x = x.add(1).div(2).mul(255).add(0.5).clamp(0, 255) if rounded else x * 127.5 + 127.5
+    return x.permute(1, 2, 0).to(torch.uint8).numpy()
+
+
+def save_jpeg(array, path):
+    """An (H, W, 3) uint8 array as JPEG with Pillow's default settings (quality 75), the file imageio.imwrite
+    (SemanticStyleGAN's writer) makes."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format='JPEG', quality=75)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
 def generate_samples(opt, ckpt, title):
     """GAN Sketching's generate.py: `--num_samples` images (or one per row of --fixed_z) from the generator in
-    `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html."""
+    `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html.
+
+    Random draws in the reference's order, so its command with the same --seed writes the same images: seed,
+    build the generator (its initialisation draws), the truncation centre, then per batch z and the layers'
+    noise, all on the device."""
     check_sample_counts(opt)
     device = opt.device
+    if opt.seed is not None:
+        seed_everything(opt.seed)
     net = build_generator(ckpt, opt).to(device).eval()
     save_dir = opt.save_dir or os.path.join(opt.results_dir, opt.name)
     mkdirs(save_dir)
-    if opt.seed is not None:
-        torch.manual_seed(opt.seed)
     mean = net.mean_latent(opt.truncation_mean) if opt.truncation < 1 else None
     shift = 0.0
     if opt.w_shift:
@@ -175,19 +197,21 @@ def generate_samples(opt, ckpt, title):
             raise UsageError(f'--w_shift {opt.w_shift} has {shift.shape[1]} values; the generator\'s w has '
                              f'{net.style_dim}')
         mean = mean + shift if mean is not None else None
+    z_all = None
     if opt.fixed_z:
         z_all = load_checkpoint(opt.fixed_z, map_location='cpu')
         if not torch.is_tensor(z_all) or z_all.ndim != 2 or z_all.shape[1] != net.style_dim:
             raise UsageError(f'--fixed_z {opt.fixed_z} must hold an (N, {net.style_dim}) tensor')
-    else:
-        z_all = torch.randn(opt.num_samples, net.style_dim)
+    total = opt.num_samples if z_all is None else len(z_all)
     names = []
-    for start in range(0, len(z_all), opt.batch_size):
-        z = z_all[start:start + opt.batch_size].to(device) + shift
-        images, _ = net([z], truncation=opt.truncation, truncation_latent=mean)
+    for start in range(0, total, opt.batch_size):
+        end = min(total, start + opt.batch_size)
+        z = torch.randn(end - start, net.style_dim, device=device) if z_all is None else z_all[start:end].to(device)
+        with torch.no_grad():
+            images, _ = net([z + shift], truncation=opt.truncation, truncation_latent=mean)
         for img in images:
             names.append(f'{len(names):06d}.png')
-            save_image(tensor2im(img[None]), os.path.join(save_dir, names[-1]))
+            save_image(to_uint8(img), os.path.join(save_dir, names[-1]))
     write_sample_page(save_dir, names, f'{title}: {len(names)} samples, truncation {opt.truncation:g}')
     if opt.is_main:
         print(f'wrote {len(names)} samples to {save_dir} (index.html)')
