@@ -34,7 +34,7 @@ def check_fresh_run(opt, model_class):
     if opt.continue_train:
         return
     folder = os.path.join(opt.checkpoints_dir, opt.name)
-    found = [f for pattern in (model_class.checkpoint_glob, '*.pth', '*.pt') if pattern
+    found = [f for pattern in (getattr(model_class.checkpoints, 'glob', None), '*.pth', '*.pt') if pattern
              for f in glob.glob(os.path.join(glob.escape(folder), pattern))]
     if found:
         raise UsageError(f'{folder} already holds a trained model ({os.path.basename(found[0])}); pass '

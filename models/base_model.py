@@ -47,7 +47,7 @@ class BaseModel(ABC):
     fast_path = {'cuda': (), 'cpu': ()}  # --fast and benchmark.py's fast path, per device type
     count_unit = 'it'  # what the loop counts (progress, --print_freq ...): 'img' (images) or 'it' (iterations)
     x_label = 'iteration'  # the loss plot's x unit: 'epoch', 'iteration' or 'scale'
-    checkpoint_glob = None  # files that mark a trained run in save_dir: a new run there needs --continue_train
+    checkpoints = None  # its checkpoint family (models/checkpoints.py): file names, save and load
     interval_phase = 0  # 1: intervals fall after the 1st, (N+1)th... step, as GAN Sketching and NADA count them
 
     def __init__(self, opt):

@@ -24,14 +24,15 @@ import torch.nn.functional as F
 
 from data import DataStream, create_dataset
 from options.common import add_aliased
-from util.util import UsageError, load_checkpoint, save_checkpoint
+from util.util import UsageError
 from .base_model import BaseModel, rng_state, set_rng_state
+from .checkpoints import GANSketchFiles
 from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
 from .gan_training import (IterationRun, adam_for_lazy_reg, diff_augment, layer_noise, mixing_noise, parse_policy,
                            r1_penalty, rank_rows, sync_ranks)
 from .stylegan2_io import (add_generate_options, add_network_options, build_discriminator, build_generator,
-                           generate_samples, image_grid, latest_file)
+                           generate_samples, image_grid)
 
 GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
 
@@ -77,7 +78,7 @@ class SketchTransform:
 
 
 class GANSketchModel(IterationRun, BaseModel):
-    checkpoint_glob = '*_net_misc.pth'
+    checkpoints = GANSketchFiles()
     interval_phase = 1
     speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
     fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # StyleGAN2's G and D, where --amp measured 1.84x on CPU
@@ -188,16 +189,13 @@ class GANSketchModel(IterationRun, BaseModel):
             self.sketch_net.to(self.device)
         self.G_ref = [p.to(self.device) for p in self.G_ref] if self.G_ref else None
         if opt.continue_train:  # --load_iter N picks <N>_net_*.pth, else the latest
-            it = opt.load_iter or latest_file(self.save_dir, r'(\d+)_net_misc\.pth')[0]
-            if it is None or not os.path.isfile(self._path(it, 'misc')):
+            it = opt.load_iter or self.checkpoints.latest(self.save_dir)[0]
+            if it is None or not os.path.isfile(self.checkpoints.path(self.save_dir, it, 'misc')):
                 raise UsageError(f'--continue_train: no {it if it is not None else "<iter>"}_net_misc.pth in '
                                  f'{self.save_dir}; check --name / --load_iter, or drop --continue_train')
             self.load(it)
         sync_ranks(self)
         self.print_networks(opt.verbose)
-
-    def _path(self, it, name):
-        return os.path.join(self.save_dir, f'{it}_net_{name}.pth')
 
     def write_checkpoint(self):
         """<it>_net_*.pth, `it` the index of the last iteration done, as the reference names them."""
@@ -205,18 +203,14 @@ class GANSketchModel(IterationRun, BaseModel):
             return
         it = self.iteration - 1
         self.data_state = self.image_stream.state() if self.image_stream is not None else {}
-        for name, sd in self.state_dicts().items():
-            save_checkpoint(sd, self._path(it, name))
         args = {k: v for k, v in vars(self.opt).items() if isinstance(v, (bool, int, float, str, type(None)))}
-        save_checkpoint({'g_optim': self.optimizer_G.state_dict(), 'd_optim': self.optimizer_D.state_dict(),
-                         'opt': argparse.Namespace(**args), 'iter': it, 'rng': rng_state(),
-                         'sketch_order': self.sketch_order, **self.data_state}, self._path(it, 'misc'))
+        self.checkpoints.save(self, it, {'g_optim': self.optimizer_G.state_dict(),
+                                         'd_optim': self.optimizer_D.state_dict(), 'opt': argparse.Namespace(**args),
+                                         'iter': it, 'rng': rng_state(), 'sketch_order': self.sketch_order,
+                                         **self.data_state})
 
     def load(self, it):
-        misc_path = self._path(it, 'misc')
-        for name, net in self.nets():
-            load_state_checked(net, load_checkpoint(self._path(it, name), map_location='cpu'), self._path(it, name))
-        misc = load_checkpoint(misc_path, map_location='cpu', safe_globals=(argparse.Namespace,))
+        misc = self.checkpoints.load(self, it, load_state_checked)
         self.optimizer_G.load_state_dict(misc['g_optim'])
         self.optimizer_D.load_state_dict(misc['d_optim'])
         if 'rng' in misc:
@@ -358,7 +352,7 @@ class GANSketchModel(IterationRun, BaseModel):
         return {'sketch': sketch, 'image': next(self.image_stream)['A'] if self.image_stream is not None else None}
 
     def generate(self):
-        ckpt = self.opt.ckpt or latest_file(self.save_dir, r'(\d+)_net_G\.pth')[1]
+        ckpt = self.opt.ckpt or self.checkpoints.latest(self.save_dir, GANSketchFiles.generator)[1]
         if ckpt is None:
             raise UsageError(f'no <iter>_net_G.pth in {self.save_dir}; pass --ckpt FILE (e.g. '
                              'weights/photosketch_horse_riders_aug.pth) or train with --model gansketch first')

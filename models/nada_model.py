@@ -32,8 +32,9 @@ from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save
 from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
 from .gan_training import IterationRun, adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
-from .stylegan2_io import (CKPT_RE, add_generate_options, add_network_options, build_generator, check_sample_counts,
-                           image_grid, latest_file, save_iteration, write_sample_page)
+from .checkpoints import RosinalityFile
+from .stylegan2_io import (add_generate_options, add_network_options, build_generator, check_sample_counts,
+                           image_grid, write_sample_page)
 
 # The ImageNet prompt templates of CLIP's zero-shot evaluation, as StyleGAN-NADA uses them (79).
 TEMPLATES = (
@@ -133,7 +134,7 @@ class CLIPLoss:
 
 
 class NADAModel(IterationRun, BaseModel):
-    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
+    checkpoints = RosinalityFile()
     interval_phase = 1  # samples and checkpoints after iterations 0, N, 2N ... as the reference
     speed_switches = ('amp',)  # bf16 autocast of the generators and CLIP
     fast_path = {'cuda': ('amp',), 'cpu': ()}  # not measured on CPU
@@ -258,12 +259,9 @@ class NADAModel(IterationRun, BaseModel):
             self.set_image_direction(torch.randn(opt.img2img_batch, self.netG.style_dim, generator=fixed))
 
         torch.manual_seed(seed)
-        _, latest = latest_file(self.save_dir, CKPT_RE.pattern)
-        if opt.continue_train:
-            if latest is None:
-                raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; drop --continue_train '
-                                 'to start a new run')
-            self.load(latest)
+        path = self.checkpoints.resume_path(self)
+        if path:
+            self.load(path)
         if opt.auto_layer_iters == 0:
             self.train_only(self.phase_layers(self.layer_phase))
         sync_ranks(self)
@@ -284,7 +282,7 @@ class NADAModel(IterationRun, BaseModel):
 
     def write_checkpoint(self):
         """NNNNNN.pt, NNNNNN the index of the last iteration done, as the reference names them."""
-        save_iteration(self, self.iteration - 1)
+        self.checkpoints.save(self, self.iteration - 1)
 
     def load(self, path):
         """Resume: the trained generator and its optimizer (the frozen one always comes from --frozen_gen_ckpt)."""
@@ -294,7 +292,7 @@ class NADAModel(IterationRun, BaseModel):
         self.netG.load_state_dict(ckpt['g_ema'])
         if 'g_optim' in ckpt:
             self.optimizer_G.load_state_dict(ckpt['g_optim'])
-        self.iteration = int(ckpt.get('iter', int(CKPT_RE.match(os.path.basename(path)).group(1)) + 1))
+        self.iteration = int(ckpt.get('iter', (self.checkpoints.number_of(path) or 0) + 1))
         if 'rng' in ckpt:
             set_rng_state(ckpt['rng'])
         if self.opt.is_main:
@@ -407,7 +405,7 @@ class NADAModel(IterationRun, BaseModel):
         NNNNNN_frozen.png / NNNNNN_adapted.png side by side on index.html; the W+ rendered go to latents.pt so
         any sample can be rendered again (or by another model) with --latents."""
         o = self.opt
-        ckpt = o.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
+        ckpt = o.ckpt or self.checkpoints.latest(self.save_dir)[1]
         if ckpt is None:
             raise UsageError(f'no NADA checkpoint in {self.save_dir}; train one with --model nada --name '
                              f'{o.name}, or pass --ckpt FILE')

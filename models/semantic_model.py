@@ -35,8 +35,9 @@ from .semantic_networks import (ARG_DEFAULTS, CELEBA_CLASSES, CELEBA_TRANSPARENT
                                 generator_from_args)
 from .gan_training import (IterationRun, end_step, d_logistic_loss, g_nonsaturating_loss, init_gan_training,
                            layer_noise, mixing_noise, path_length_step, sync_ranks)
-from .stylegan2_io import (CKPT_RE, add_lazy_reg_options, add_network_options, check_sample_counts, image_grid,
-                           latest_file, restore_loop_state, save_iteration, save_jpeg, to_uint8, write_sample_page)
+from .checkpoints import RosinalityFile
+from .stylegan2_io import (add_lazy_reg_options, add_network_options, check_sample_counts, image_grid, save_jpeg,
+                           to_uint8, write_sample_page)
 
 # The reference's colour map (visualize/utils.py); further classes get evenly spread hues.
 COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 158), (131, 227, 119),
@@ -137,7 +138,7 @@ def edit_locality(g, w_plus, donor, classes, part):
 
 # ----------------------------------------------------------------------------------------- the model
 class SemanticModel(IterationRun, BaseModel):
-    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
+    checkpoints = RosinalityFile()
     speed_switches = ('amp',)  # bf16 autocast of the main passes; the regularisers stay float32
     fast_path = {'cuda': ('amp',), 'cpu': ('amp',)}  # CPU, 64 px: --amp 1.62x
 
@@ -195,7 +196,7 @@ class SemanticModel(IterationRun, BaseModel):
         self.visuals = OrderedDict()
         if not self.isTrain:
             return
-        self.resume_path = self._resume_path()
+        self.resume_path = self.checkpoints.resume_path(self)
         self.resume = read_checkpoint(self.resume_path) if self.resume_path else None
         self.args = reference_args(opt)
         if self.resume is not None:
@@ -221,18 +222,6 @@ class SemanticModel(IterationRun, BaseModel):
         for key, value in have.items():
             setattr(self.args, key, value)
 
-    def _resume_path(self):
-        opt = self.opt
-        _, latest = latest_file(self.save_dir, CKPT_RE.pattern)
-        if opt.ckpt:
-            return opt.ckpt
-        if opt.continue_train:
-            if latest is None:
-                raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; drop --continue_train '
-                                 'to start a new run')
-            return latest
-        return None
-
     # ---------------------------------------------------------------- set-up and checkpoints
     def setup(self, opt):
         for _, net in self.nets():
@@ -251,7 +240,7 @@ class SemanticModel(IterationRun, BaseModel):
                 'mean_path_length': float(self.mean_path_length), 'rng': rng_state(), **self.data_state}
 
     def write_checkpoint(self):
-        save_iteration(self)
+        self.checkpoints.save(self)
 
     def load(self, ckpt, path):
         """Weights and optimizers (a g_ema-only file starts G and D fresh from it), counters and RNGs."""
@@ -259,7 +248,7 @@ class SemanticModel(IterationRun, BaseModel):
         load_net(self.netG, ckpt['g'] if 'g' in ckpt else ckpt['g_ema'], path, 'g')
         if 'd' in ckpt:
             load_net(self.netD, ckpt['d'], path, 'd')
-        restore_loop_state(self, ckpt, path)
+        self.checkpoints.restore_loop(self, ckpt, path)
 
     # ---------------------------------------------------------------- one step
     def set_input(self, input):
@@ -352,7 +341,7 @@ class SemanticModel(IterationRun, BaseModel):
         (drawn even without truncation), all samples' z at once, then each batch renders with random noise;
         save_dir/NNNNNN_img.jpg and NNNNNN_seg.jpg are its files. Edits go to save_dir/<edit>/images/*."""
         o = self.opt
-        path = o.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
+        path = o.ckpt or self.checkpoints.latest(self.save_dir)[1]
         if path is None:
             raise UsageError(f'no SemanticStyleGAN checkpoint in {self.save_dir}; train one with --model semantic '
                              f'--name {o.name}, or pass --ckpt FILE')

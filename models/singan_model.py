@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from options.common import add_aliased, drop_options
 from util.training import Position, Stage
-from util.util import UsageError, load_checkpoint, save_checkpoint
+from util.util import UsageError, save_checkpoint
 from .base_model import BaseModel, rng_state, set_rng_state
+from .checkpoints import SinGANPyramid
 from .singan_apps import SinGANApps, quantize
 from .singan_networks import (RESAMPLE, SinDiscriminator, SinGenerator, SinPyramid, gradient_penalty,
                               pyramid_plan, resize, scale_width, sr_schedule, to_channels)
@@ -30,8 +31,6 @@ from .singan_resize import imresize
 
 MODES = ('random_samples', 'random_samples_arbitrary_sizes', 'harmonization', 'editing', 'paint2image', 'sr',
          'animation')
-CKPT_NAME = 'singan_pyramid.pth'
-PARTIAL_NAME = 'singan_partial.pth'  # the scale in training when Ctrl-C/SIGTERM stopped it
 # Settings saved with the pyramid. --continue_train keeps them all (a different value given on the command
 # line is reported and ignored), so the resumed scales match an unbroken run.
 STRUCTURE_KEYS = ('nc_im', 'nfc', 'min_nfc', 'ker_size', 'num_layer', 'min_size', 'max_size', 'scale_factor_init',
@@ -50,22 +49,9 @@ def new_nets(cfg, n, device):
     return SinGenerator(**kw).to(device), SinDiscriminator(**kw).to(device), nfc, min_nfc
 
 
-def save_pyramid(path, cfg, orig_size, r, reals, pyramid, d_states, scale_nfc, scale_seconds):
-    """The pyramid checkpoint (training writes it after every scale, scripts/import_singan.py once), atomically."""
-    cpu = lambda sd: OrderedDict((k, v.detach().cpu()) for k, v in sd.items())  # noqa: E731
-    scales = []
-    for n, G in enumerate(pyramid.gens):
-        scales.append({'G': cpu(G.state_dict()), 'D': cpu(d_states[n]), 'z_opt': pyramid.z_opts[n].cpu(),
-                       'noise_amp': pyramid.amps[n], 'nfc': scale_nfc[n][0], 'min_nfc': scale_nfc[n][1],
-                       'seconds': scale_seconds[n]})
-    save_checkpoint({'format': 'singan_pyramid', 'version': 1, 'config': dict(cfg), 'orig_size': list(orig_size),
-                     'r': r, 'shapes': [list(s) for s in pyramid.shapes], 'real': reals[-1].cpu(),
-                     'reals': [x.cpu() for x in reals], 'scales': scales}, path)
-
-
 class SinGANModel(SinGANApps, BaseModel):
     count_unit, x_label = 'it', 'scale'
-    checkpoint_glob = CKPT_NAME
+    checkpoints = SinGANPyramid()
     speed_switches = ('amp', 'compile')  # for G_n/D_n while training
     fast_path = {'cuda': ('amp', 'compile'), 'cpu': ('amp',)}  # CPU: --amp 1.3x, --compile slower
 
@@ -134,8 +120,8 @@ class SinGANModel(SinGANApps, BaseModel):
         BaseModel.__init__(self, opt)
         self.loss_names = ['D', 'GP', 'G', 'rec']
         self.visual_names = ['real', 'fake', 'rec']
-        self.ckpt_path = os.path.join(self.save_dir, CKPT_NAME)
-        self.partial_path = os.path.join(self.save_dir, PARTIAL_NAME)
+        self.ckpt_path = os.path.join(self.save_dir, SinGANPyramid.glob)
+        self.partial_path = os.path.join(self.save_dir, SinGANPyramid.partial)  # a scale stopped mid-way
         self.pyramid, self.partial = None, None
         self.use_compile = bool(getattr(opt, 'compile', False))
 
@@ -413,8 +399,8 @@ class SinGANModel(SinGANApps, BaseModel):
     # ---------------------------------------------------------------- checkpoint
     def _save_pyramid(self):
         if self.opt.is_main:
-            save_pyramid(self.ckpt_path, self.cfg, self.orig_size, self.r, self.reals, self.pyramid, self.d_states,
-                         self.scale_nfc, self.scale_seconds)
+            self.checkpoints.save(self.ckpt_path, self.cfg, self.orig_size, self.r, self.reals, self.pyramid,
+                                  self.d_states, self.scale_nfc, self.scale_seconds)
 
     def _save_partial(self, n, it, seconds):
         save_checkpoint({'format': 'singan_partial', 'scale': n, 'iteration': it, 'seconds': seconds,
@@ -424,13 +410,9 @@ class SinGANModel(SinGANApps, BaseModel):
 
     def _load_partial(self):
         """The stopped scale's state when it is the next scale to train (a stale one is ignored)."""
-        if not os.path.isfile(self.partial_path):
-            return None
-        partial = load_checkpoint(self.partial_path, map_location='cpu')
-        if not isinstance(partial, dict) or partial.get('format') != 'singan_partial':
-            raise UsageError(f'{self.partial_path} is not a SinGAN partial-scale state; delete it to restart that '
-                             'scale')
-        if partial['scale'] != len(self.pyramid):
+        partial = self.checkpoints.read(self.partial_path, 'singan_partial',
+                                        'a SinGAN partial-scale state; delete it to restart that scale')
+        if partial is None or partial['scale'] != len(self.pyramid):
             return None
         if self.opt.is_main:
             print(f'continuing scale {partial["scale"]} after iteration {partial["iteration"]}')
@@ -451,12 +433,7 @@ class SinGANModel(SinGANApps, BaseModel):
         return partial['seconds']
 
     def _load_ckpt(self):
-        if not os.path.isfile(self.ckpt_path):
-            return None
-        ckpt = load_checkpoint(self.ckpt_path, map_location='cpu')
-        if not isinstance(ckpt, dict) or ckpt.get('format') != 'singan_pyramid':
-            raise UsageError(f'{self.ckpt_path} is not a SinGAN pyramid checkpoint; check --name')
-        return ckpt
+        return self.checkpoints.read(self.ckpt_path)
 
     def _restore(self, ckpt):
         """Pyramid, sizes and config from a checkpoint, on the device."""

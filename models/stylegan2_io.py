@@ -1,24 +1,19 @@
 """StyleGAN2-family files and pages: network-shape and sampling options, reading generators and discriminators
 from any of the supported checkpoint layouts (rosinality / NADA / SemanticStyleGAN / GAN Sketching / ours),
-the rosinality NNNNNN.pt save and resume, and sample grids and pages."""
+and sample grids and pages. Saving and resuming are models/checkpoints.py's."""
 import argparse
-import glob
 import io
 import os
-import re
 
 import numpy as np
 import torch
 from dominate import document, tags
 from PIL import Image
 
-from data import DataStream
 from options.common import add_aliased
-from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_checkpoint, save_image, seed_everything
-from .base_model import clean_state_dict, set_rng_state
+from util.util import UsageError, atomic_write, load_checkpoint, mkdirs, save_image, seed_everything
+from .base_model import clean_state_dict
 from .stylegan2 import Discriminator, Generator, discriminator_config, generator_config, load_state_checked
-
-CKPT_RE = re.compile(r'^(\d+)\.pt$')
 
 
 # ----------------------------------------------------------------------------------------- options
@@ -107,17 +102,6 @@ def build_discriminator(path, size, opt):
                         channel_max=opt.channel_max or cfg['channel_max'])
     load_state_checked(net, state, path)
     return net
-
-
-def latest_file(folder, pattern):
-    """(iteration, path) of the file in `folder` whose name matches `pattern` (one int group) with the
-    highest number, or (None, None)."""
-    best = (None, None)
-    for p in glob.glob(os.path.join(folder, '*')):
-        m = re.fullmatch(pattern, os.path.basename(p))
-        if m and (best[0] is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), p)
-    return best
 
 
 # ----------------------------------------------------------------------------------------- sampling
@@ -216,30 +200,3 @@ def generate_samples(opt, ckpt, title):
     if opt.is_main:
         print(f'wrote {len(names)} samples to {save_dir} (index.html)')
     return save_dir
-
-
-def save_iteration(model, it=None):
-    """Rank 0 writes model.checkpoint() to NNNNNN.pt, NNNNNN `it` (default: model.iteration), atomically."""
-    if not model.opt.is_main:
-        return
-    path = os.path.join(model.save_dir, f'{model.iteration if it is None else it:06d}.pt')
-    save_checkpoint(model.checkpoint(), path)
-    print(f'saved {path}')
-
-
-def restore_loop_state(model, ckpt, path):
-    """What a rosinality-layout checkpoint holds beyond the weights: optimizers, the iteration (from the file
-    name when absent, as in the reference's files), the path-length mean, RNGs and our data position."""
-    for optim, key in ((model.optimizer_G, 'g_optim'), (model.optimizer_D, 'd_optim')):
-        if key in ckpt:
-            optim.load_state_dict(ckpt[key])
-    m = CKPT_RE.match(os.path.basename(path))
-    model.iteration = int(ckpt.get('iter', int(m.group(1)) if m else 0))
-    model.mean_path_length.fill_(float(ckpt.get('mean_path_length', 0.0)))
-    if 'rng' in ckpt:
-        set_rng_state(ckpt['rng'])
-    model.data_state = DataStream.saved_state(ckpt)
-    if model.opt.is_main:
-        print(f'resuming from {path} at iteration {model.iteration}')
-
-

@@ -23,13 +23,13 @@ from .gan_training import (IterationRun, end_step, d_logistic_loss, diff_augment
                            init_gan_training,
                            layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
-from .stylegan2_io import (CKPT_RE, add_generate_options, add_lazy_reg_options, add_network_options,
-                           generate_samples, generator_kwargs, latest_file, load_state_checked, restore_loop_state,
-                           save_iteration, image_grid)
+from .checkpoints import RosinalityFile
+from .stylegan2_io import (add_generate_options, add_lazy_reg_options, add_network_options, generate_samples,
+                           generator_kwargs, load_state_checked, image_grid)
 
 # ---------------------------------------------------------------------------------------- the model
 class StyleGAN2Model(IterationRun, BaseModel):
-    checkpoint_glob = '[0-9][0-9][0-9][0-9][0-9][0-9].pt'
+    checkpoints = RosinalityFile()
     speed_switches = ('amp', 'compile')  # of the main passes; the regularisers stay float32 and eager
     fast_path = {'cuda': ('amp', 'compile'), 'cpu': ('amp',)}  # CPU, 64 px: --amp 1.84x
 
@@ -70,14 +70,9 @@ class StyleGAN2Model(IterationRun, BaseModel):
         for _, net in self.nets():
             net.to(self.device)
         self.mean_path_length = self.mean_path_length.to(self.device)
-        _, latest = latest_file(self.save_dir, CKPT_RE.pattern)
-        if opt.ckpt:
-            self.load(opt.ckpt)
-        elif opt.continue_train:
-            if latest is None:
-                raise UsageError(f'--continue_train: no NNNNNN.pt checkpoint in {self.save_dir}; '
-                                 'drop --continue_train to start a new run')
-            self.load(latest)
+        path = self.checkpoints.resume_path(self)
+        if path:
+            self.load(path)
         sync_ranks(self)
         # --compile: G's rendering of a w+ batch and D's main passes (static shapes). The regularisers need a
         # double backward, which compiled graphs lack, so R1 and path length use the eager modules.
@@ -96,7 +91,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
                 **self.data_state}
 
     def write_checkpoint(self):
-        save_iteration(self)
+        self.checkpoints.save(self)
 
     def load(self, path):
         ckpt = load_checkpoint(path, map_location='cpu', safe_globals=(argparse.Namespace,))
@@ -105,7 +100,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
                              'from a generator alone use --model gansketch --g_pretrained')
         for net, key in ((self.netG, 'g'), (self.netD, 'd'), (self.netG_ema, 'g_ema')):
             load_state_checked(net, clean_state_dict(ckpt[key]), path)
-        restore_loop_state(self, ckpt, path)
+        self.checkpoints.restore_loop(self, ckpt, path)
 
     # ---------------------------------------------------------------- one step
     def set_input(self, input):
@@ -172,7 +167,7 @@ class StyleGAN2Model(IterationRun, BaseModel):
         return self.opt.max_iter
 
     def generate(self):
-        ckpt = self.opt.ckpt or latest_file(self.save_dir, CKPT_RE.pattern)[1]
+        ckpt = self.opt.ckpt or self.checkpoints.latest(self.save_dir)[1]
         if ckpt is None:
             raise UsageError(f'no StyleGAN2 checkpoint in {self.save_dir}; train one with --model stylegan2 '
                              f'--name {self.opt.name}, or pass --ckpt FILE')

@@ -1,17 +1,14 @@
 """What the paired and unpaired translation models (pix2pix, cycle_gan, test, colorization, template) share:
-the reference's checkpoint family (`<which>_net_<Name>.pth` plain state dicts with its keys, plus our
-`<which>_train_state.pth` for exact resume), learning-rate schedules, epoch-counted training, the pair input
-and the GAN loss of D."""
-import os
-from collections import OrderedDict
+the reference's checkpoint family (models/checkpoints.py: JunyanzFiles), learning-rate schedules, epoch-counted
+training, the pair input and the GAN loss of D."""
 
 import torch
 
 from options.common import add_translation_options
 from util.training import Position, Stage
-from util.util import UsageError, load_checkpoint, save_checkpoint
 from . import networks
-from .base_model import SPEED_SWITCHES, BaseModel, clean_key, rng_state, set_rng_state
+from .base_model import SPEED_SWITCHES, BaseModel, rng_state, set_rng_state
+from .checkpoints import JunyanzFiles
 
 
 class TranslationModel(BaseModel):
@@ -24,7 +21,7 @@ class TranslationModel(BaseModel):
                  'cpu': ('fast_layers', 'cache_images')}
     count_unit = 'img'
     x_label = 'epoch'
-    checkpoint_glob = '*_net_*.pth'
+    checkpoints = JunyanzFiles()
 
     def __init__(self, opt):
         super().__init__(opt)
@@ -68,8 +65,7 @@ class TranslationModel(BaseModel):
                 print(f'saving the model at the end of epoch {done}, iters {pos.count}')
             names = ['latest', done]
         for which in names:
-            self.save_networks(which)
-            self.save_train_state(which, counters)
+            self.checkpoints.save(self, which, self.train_state(counters))
 
     # ---- set-up -------------------------------------------------------------------------------
     def load_tag(self):
@@ -84,7 +80,8 @@ class TranslationModel(BaseModel):
                 networks.swap_fast_layers(net)
         if not self.isTrain or opt.continue_train:
             self.load_networks(self.load_tag())
-        state = self.read_train_state(self.load_tag()) if self.isTrain and opt.continue_train else None
+        state = self.checkpoints.read_train_state(self, self.load_tag()) if self.isTrain and opt.continue_train \
+            else None
         if state is not None:
             # The linear rule counts epochs from --epoch_count, so resuming sets it from the saved counters
             # (a hand-given --epoch_count would count the finished epochs twice).
@@ -163,85 +160,18 @@ class TranslationModel(BaseModel):
             print(f'learning rate {old_lr:.7f} -> {lr:.7f}')
 
     def save_networks(self, which):
-        """Write <which>_net_<Name>.pth as plain state_dicts with the reference's keys (rank 0 only)."""
-        if not self.opt.is_main:
-            return
-        for name, sd in self.state_dicts().items():
-            save_checkpoint(sd, os.path.join(self.save_dir, f'{which}_net_{name}.pth'))
+        """<which>_net_<Name>.pth, as the reference's save_networks (rank 0 only)."""
+        self.checkpoints.save(self, which)
 
     def load_networks(self, which):
-        for name, net in self.nets():
-            path = os.path.join(self.save_dir, f'{which}_net_{name}.pth')
-            if not os.path.isfile(path):
-                raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '
-                                 '(or drop --continue_train to start a new run)')
-            state_dict = load_checkpoint(path, map_location=self.device)
-            if not isinstance(state_dict, dict):
-                raise UsageError(f'{path} is not a state_dict; save networks with save_networks()')
-            state_dict = OrderedDict((clean_key(k), v) for k, v in state_dict.items() if k != '_metadata')
-            networks.patch_instance_norm_state_dict(state_dict, net)
-            try:
-                net.load_state_dict(state_dict, strict=True)
-            except RuntimeError:
-                hint = networks.describe_checkpoint_mismatch(state_dict, net=net)
-                raise UsageError(f'{path} does not fit net{name} built from the current options: {hint}') from None
-            if self.opt.is_main and self.opt.verbose:
-                print(f'loaded {path}')
+        self.checkpoints.load_nets(self, which)
 
     def train_state(self, counters):
+        """Optimizers, schedulers, image pools, RNGs and loop counters, saved beside the nets for exact resume."""
         return {'optimizers': [o.state_dict() for o in self.optimizers],
                 'schedulers': [s.state_dict() for s in self.schedulers],
                 'pools': {k: p.state_dict() for k, p in self.image_pools.items()},
                 'counters': dict(counters), 'rng': rng_state()}
-
-    def save_train_state(self, which, counters):
-        """Optimizers, schedulers, image pools, RNGs and loop counters beside the nets, for exact resume."""
-        if self.opt.is_main:
-            save_checkpoint(self.train_state(counters), os.path.join(self.save_dir, f'{which}_train_state.pth'))
-
-    def read_train_state(self, which):
-        path = os.path.join(self.save_dir, f'{which}_train_state.pth')
-        if not os.path.isfile(path):
-            if self.opt.is_main:
-                print(f'note: {path} not found: weights loaded, optimizer/schedule start fresh at '
-                      f'--epoch_count {self.opt.epoch_count}')
-            return None
-        state = load_checkpoint(path, map_location='cpu')
-        problem = self._train_state_problem(state)
-        if problem:
-            raise UsageError(f'{path} is not a training state of this --model {self.opt.model} run ({problem}); '
-                             'delete or rename it to resume from the weights alone (optimizers and schedule start '
-                             f'fresh at --epoch_count), or pick another --epoch / --load_iter')
-        return state
-
-    def _train_state_problem(self, state):
-        """What makes a loaded <which>_train_state.pth unusable for this model (None if nothing): checked before
-        anything is restored, so a wrong file never ends in a KeyError or a half-restored run."""
-        if not isinstance(state, dict):
-            return f'it holds a {type(state).__name__}, not a dict'
-        want = ('optimizers', 'schedulers', 'pools', 'counters', 'rng')
-        missing = [k for k in want if k not in state]
-        if missing:
-            if state and all(torch.is_tensor(v) for v in state.values()):
-                return 'it is a plain state_dict of weights'
-            return f'it lacks the {", ".join(repr(k) for k in missing)} entr{"y" if len(missing) == 1 else "ies"}'
-        counters = state['counters']
-        if not isinstance(counters, dict) or not all(isinstance(counters.get(k), int)
-                                                     for k in ('epoch', 'epoch_iter', 'total_iters')):
-            return "its 'counters' lack epoch, epoch_iter and total_iters"
-        saved, ours = state['optimizers'], self.optimizers
-        if not isinstance(saved, (list, tuple)) or len(saved) != len(ours):
-            n = len(saved) if isinstance(saved, (list, tuple)) else 'no list of'
-            return f'it holds {n} optimizer states, this model has {len(ours)} optimizers'
-        for k, (s, o) in enumerate(zip(saved, ours)):
-            groups = s.get('param_groups') if isinstance(s, dict) else None
-            if not isinstance(groups, list) or [len(g.get('params', ())) for g in groups] != \
-                    [len(g['params']) for g in o.param_groups]:
-                return f'optimizer {k} was saved for other parameters (another --model or network options)'
-        if not isinstance(state['schedulers'], (list, tuple)) or not isinstance(state['pools'], dict) or \
-                not isinstance(state['rng'], dict) or not {'torch', 'python', 'numpy'} <= set(state['rng']):
-            return 'its schedulers, pools or rng entries are malformed'
-        return None
 
 
 

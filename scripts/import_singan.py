@@ -24,7 +24,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from models.singan_model import CKPT_NAME, new_nets, save_pyramid  # noqa: E402
+from models.checkpoints import SinGANPyramid  # noqa: E402
+from models.singan_model import new_nets  # noqa: E402
 from models.singan_networks import RESAMPLE, SinPyramid  # noqa: E402
 from util.util import UsageError, load_checkpoint, run_cli  # noqa: E402
 
@@ -172,13 +173,13 @@ def main(args=None):
     p.add_argument('--min_size', type=int, default=None,
                    help='the --min_size the pyramid was trained with (default: inferred from the scale sizes)')
     o = p.parse_args(args)
-    path = os.path.join(o.checkpoints_dir, o.name, CKPT_NAME)
+    path = os.path.join(o.checkpoints_dir, o.name, SinGANPyramid.glob)
     if os.path.exists(path):
         raise UsageError(f'{path} already exists; choose another --name or remove it first')
     cfg, r, reals, pyramid, d_states, scale_nfc = import_pyramid(o.trained_dir, o.min_size, o.resample)
     rec = pyramid.reconstruct(len(pyramid), 'cpu')
     rmse = float(torch.sqrt(torch.mean((rec - reals[-1]) ** 2)))
-    save_pyramid(path, cfg, reals[-1].shape[-2:], r, reals, pyramid, d_states, scale_nfc, [0.0] * len(pyramid))
+    SinGANPyramid().save(path, cfg, reals[-1].shape[-2:], r, reals, pyramid, d_states, scale_nfc, [0.0] * len(pyramid))
     print(f'imported {len(pyramid)} scales (r = {r:.6f}, min_size {cfg["min_size"]}, nfc {cfg["nfc"]}, '
           f'{"noise padding, " if cfg["noise_padding"] else ""}{o.resample} resampling; reconstruction RMSE '
           f'{rmse:.4f}) into {path}; sample with python generate.py --model singan --name {o.name} '
