@@ -75,7 +75,9 @@ def main(args=None):
     init_distributed(opt)
     if opt.seed is not None:
         seed_everything(opt.seed, opt.deterministic)
-    check_fresh_run(opt, find_model_using_name(opt.model))
+    model_class = find_model_using_name(opt.model)
+    check_fresh_run(opt, model_class)
+    model_class.check_files(opt)  # every missing weight file at once, before data or networks are built
     if opt.is_main:  # a save killed mid-write left its temp file behind
         run, web = os.path.join(opt.checkpoints_dir, opt.name), os.path.join(opt.checkpoints_dir, opt.name, 'web')
         for path in clean_stale_temp_files(run, web, os.path.join(web, 'images')):

@@ -8,6 +8,7 @@ import pty
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import zipfile
 
@@ -197,3 +198,62 @@ def test_files_zips_groups_and_resume(tmp_path, mirror):
     r = run(['big'], work, url, script=str(scripts / 'download_weights.sh'))
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and 'web page' in r.stderr
     assert files_under(work) == []
+
+
+# ---------------------------------------------------------------- NADA and GAN Sketching list every missing file
+
+def train_cli(args, cwd):
+    env = dict(os.environ, HOME=str(cwd / 'home'), OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '--checkpoints_dir', 'ck', '--device',
+                           'cpu'] + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_nada_and_gansketch_list_every_missing_file(tmp_path):
+    """Released weights at their default places are named with the command that fetches them, all in one error,
+    before anything is written; files that exist are not listed."""
+    clip_dir = tmp_path / 'home' / '.cache' / 'clip'
+    nada = ['--model', 'nada', '--name', 'n', '--frozen_gen_ckpt', 'pretrained/stylegan2-ffhq-config-f.pt',
+            '--style_img_dir', 'styles', '--source_class', 'photo', '--target_class', 'sketch']
+    r = train_cli(nada + ['--clip_models', 'ViT-B/32', 'ViT-B/16', '--clip_model_weights', '1', '1'], tmp_path)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert r.stderr.splitlines() == [
+        'error: --model nada cannot start: 5 of the files it needs are missing',
+        '  --frozen_gen_ckpt pretrained/stylegan2-ffhq-config-f.pt is missing; fetch it with: '
+        'bash scripts/download_weights.sh stylegan2-ffhq',
+        f'  CLIP ViT-B/32 {clip_dir}/ViT-B-32.pt is missing; fetch it with: bash scripts/download_weights.sh '
+        'clip-vit-b-32',
+        f'  CLIP ViT-B/16 {clip_dir}/ViT-B-16.pt is missing; fetch it with: bash scripts/download_weights.sh '
+        'clip-vit-b-16',
+        f'  CLIP vocabulary {clip_dir}/bpe_simple_vocab_16e6.txt.gz is missing; fetch it with: '
+        'bash scripts/download_weights.sh clip-vocab',
+        '  --style_img_dir styles is missing; no such folder, check the path']
+    other = tmp_path / 'clip files'
+    other.mkdir()
+    (other / 'bpe_simple_vocab_16e6.txt.gz').write_bytes(b'present')
+    (tmp_path / 'styles').mkdir()
+    r = train_cli(nada + ['--clip_dir', str(other)], tmp_path)  # the default --clip_models ViT-B/32
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[1:] == [
+        '  --frozen_gen_ckpt pretrained/stylegan2-ffhq-config-f.pt is missing; fetch it with: '
+        'bash scripts/download_weights.sh stylegan2-ffhq',
+        f"  CLIP ViT-B/32 {other}/ViT-B-32.pt is missing; fetch it with: CLIP_DIR='{other}' "
+        'bash scripts/download_weights.sh clip-vit-b-32']
+
+    gansketch = ['--model', 'gansketch', '--name', 'g', '--g_pretrained', 'pretrained/stylegan2-horse/netG.pth',
+                 '--d_pretrained', 'pretrained/stylegan2-horse/netD.pth', '--dataroot_sketch',
+                 'data/sketch/photosketch/horse_riders', '--l_image', '0.7', '--dataroot_image', 'data/image/horse']
+    r = train_cli(gansketch, tmp_path)
+    assert r.returncode == 2
+    fetch = 'is missing; fetch it with: bash scripts/download_weights.sh'
+    assert r.stderr.splitlines() == [
+        'error: --model gansketch cannot start: 5 of the files it needs are missing',
+        f'  --g_pretrained pretrained/stylegan2-horse/netG.pth {fetch} gansketch-pretrained',
+        f'  --d_pretrained pretrained/stylegan2-horse/netD.pth {fetch} gansketch-pretrained',
+        f'  --photosketch_path ./pretrained/photosketch.pth {fetch} gansketch-pretrained',
+        f'  --dataroot_sketch data/sketch/photosketch/horse_riders {fetch} gansketch-sketches',
+        '  --dataroot_image data/image/horse is missing; no such folder, check the path']
+    r = train_cli(gansketch[:10] + ['--sketch_net', 'edges'], tmp_path)  # edges need no PhotoSketch
+    assert r.stderr.splitlines()[0] == 'error: --model gansketch cannot start: 3 of the files it needs are missing'
+    assert 'photosketch_path' not in r.stderr
+    assert files_under(tmp_path) == ['clip files/bpe_simple_vocab_16e6.txt.gz']  # no run folder, nothing written
+    assert sorted(os.listdir(tmp_path)) == ['clip files', 'styles']
