@@ -173,8 +173,7 @@ class TranslationModel(BaseModel):
         for name, net in self.nets():
             path = os.path.join(self.save_dir, f'{which}_net_{name}.pth')
             if not os.path.isfile(path):
-                raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '
-                                 '(or drop --continue_train to start a new run)')
+                raise UsageError(f'no checkpoint {path}; ' + self._missing_checkpoint_hint(f'{which}_net_{name}'))
             state_dict = load_checkpoint(path, map_location=self.device)
             if not isinstance(state_dict, dict):
                 raise UsageError(f'{path} is not a state_dict; save networks with save_networks()')
@@ -187,6 +186,15 @@ class TranslationModel(BaseModel):
                 raise UsageError(f'{path} does not fit net{name} built from the current options: {hint}') from None
             if self.opt.is_main and self.opt.verbose:
                 print(f'loaded {path}')
+
+    def _missing_checkpoint_hint(self, stem):
+        """--model test on a CycleGAN run finds <stem>_A.pth / <stem>_B.pth: name the --model_suffix to pass."""
+        found = sorted(f[len(stem):-4] for f in (os.listdir(self.save_dir) if os.path.isdir(self.save_dir) else ())
+                       if f.startswith(stem + '_') and f.endswith('.pth'))
+        if found and hasattr(self.opt, 'model_suffix'):
+            return (f'this run holds {", ".join(stem + s + ".pth" for s in found)}: pass --model_suffix {found[0]} '
+                    f'(a CycleGAN\'s G_A translates A to B, G_B back)')
+        return 'check --name, --checkpoints_dir and --epoch/--load_iter (or drop --continue_train to start a new run)'
 
     def train_state(self, counters):
         return {'optimizers': [o.state_dict() for o in self.optimizers],
