@@ -55,9 +55,11 @@ fetch() {
             err="$(curl -sS -o /dev/null -I --connect-timeout 20 --max-time 60 "${1%%://*}://${host%%/*}/" 2>&1)" \
                 || fail "$1" "$err"
             curl -fL -# ${cont:+-C -} -o "$2" "$1" && return 0
-            fail "$1"
+        else
+            err="$(curl -fsSL --connect-timeout 20 ${cont:+-C -} -o "$2" "$1" 2>&1)" && return 0
         fi
-        err="$(curl -fsSL --connect-timeout 20 ${cont:+-C -} -o "$2" "$1" 2>&1)" && return 0
+        # 33: the server cannot resume, so start again from nothing
+        if [[ $? == 33 && -n "$cont" ]]; then rm -f "$2"; fetch "$1" "$2"; return 0; fi
     elif command -v wget >/dev/null; then
         err="$(wget -nv ${cont:+-c} -O "$2" "$1" 2>&1)" && return 0
     else

@@ -35,6 +35,8 @@ class RangeServer(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         start = int(re.fullmatch(r'bytes=(\d+)-', self.headers.get('Range', 'bytes=0-')).group(1))
+        if 'no-ranges' in self.path:
+            start = 0
         self.ranges.append(start)
         self.send_response(206 if start else 200)
         if start:
@@ -192,6 +194,17 @@ def test_files_zips_groups_and_resume(tmp_path, mirror):
     assert r.returncode == 0, r.stderr
     assert server.ranges == [30000] and (work / 'out' / 'big.pt').read_bytes() == body
     assert files_under(work) == ['out/big.pt']
+
+    # a server that ignores Range: the partial file is dropped and the download starts again
+    server.files['/example.org/no-ranges/big.pt'] = body
+    with open(scripts / 'weights.txt', 'a') as f:
+        f.write(f'big2 file out/big2.pt {hashlib.sha256(body).hexdigest()} https://example.org/no-ranges/big.pt - '
+                'no ranges\n')
+    (work / 'out' / '.big2.pt.part').write_bytes(body[:30000])
+    r = run(['big2'], work, url, script=str(scripts / 'download_weights.sh'))
+    assert r.returncode == 0, r.stderr
+    assert (work / 'out' / 'big2.pt').read_bytes() == body and files_under(work) == ['out/big.pt', 'out/big2.pt']
+    os.remove(work / 'out' / 'big2.pt')
 
     server.files['/example.org/big.pt'] = b'<!DOCTYPE html><html>Google Drive quota exceeded</html>'
     os.remove(work / 'out' / 'big.pt')
