@@ -8,6 +8,7 @@ from data import create_dataset
 from models import create_model
 from options.test_options import TestOptions
 from util import html
+from util.cleanup import removed_on_usage_error
 from util.util import run_cli
 from util.visualizer import save_images
 
@@ -22,6 +23,11 @@ def main(args=None):
     model.setup(opt)
     tag = f'{opt.phase}_{opt.epoch}' + (f'_iter{opt.load_iter}' if opt.load_iter > 0 else '')
     web_dir = os.path.join(opt.results_dir, opt.name, tag)
+    with removed_on_usage_error(web_dir):  # e.g. an image size the network cannot take, found at the first image
+        write_results(options, opt, dataset, model, web_dir)
+
+
+def write_results(options, opt, dataset, model, web_dir):
     options.save_options(opt, web_dir)  # beside the results: test.py never writes into the checkpoints folder
     webpage = html.HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}')
     if opt.eval:

@@ -11,6 +11,7 @@ import torch
 from data import create_dataset
 from models import create_model, find_model_using_name
 from options.train_options import TrainOptions
+from util.cleanup import removed_on_usage_error
 from util.training import train
 from util.util import UsageError, clean_stale_temp_files, run_cli, seed_everything
 from util.visualizer import Visualizer
@@ -72,10 +73,18 @@ def check_ranks_in_sync(model, opt):
 def main(args=None):
     options = TrainOptions()
     opt = options.parse(args)
+    # a fresh run whose start fails (even at its first step) leaves no folder behind
+    with removed_on_usage_error(os.path.join(opt.checkpoints_dir, opt.name), active=opt.is_main):
+        run(options, opt)
+
+
+def run(options, opt):
     init_distributed(opt)
     if opt.seed is not None:
         seed_everything(opt.seed, opt.deterministic)
-    check_fresh_run(opt, find_model_using_name(opt.model))
+    model_class = find_model_using_name(opt.model)
+    check_fresh_run(opt, model_class)
+    model_class.check_files(opt)  # every missing weight file at once, before data or networks are built
     if opt.is_main:  # a save killed mid-write left its temp file behind
         run, web = os.path.join(opt.checkpoints_dir, opt.name), os.path.join(opt.checkpoints_dir, opt.name, 'web')
         for path in clean_stale_temp_files(run, web, os.path.join(web, 'images')):

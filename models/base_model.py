@@ -72,6 +72,11 @@ class BaseModel(ABC):
         self.display_every, self.save_every = getattr(opt, 'display_freq', None), None
 
     @staticmethod
+    def check_files(opt):
+        """train.py calls this before building anything: raise one UsageError that lists every missing file the
+        run needs (util.weights.require_files). Models that read released weights override it."""
+
+    @staticmethod
     def modify_commandline_options(parser, is_train):
         return parser
 

@@ -74,8 +74,7 @@ class JunyanzFiles(Family):
         for name, net in model.nets():
             path = os.path.join(model.save_dir, f'{which}_net_{name}.pth')
             if not os.path.isfile(path):
-                raise UsageError(f'no checkpoint {path}; check --name, --checkpoints_dir and --epoch/--load_iter '
-                                 '(or drop --continue_train to start a new run)')
+                raise UsageError(f'no checkpoint {path}; ' + self._missing_hint(model, f'{which}_net_{name}'))
             state_dict = load_checkpoint(path, map_location=model.device)
             if not isinstance(state_dict, dict):
                 raise UsageError(f'{path} is not a state_dict of net{name}; check --name and --epoch')
@@ -88,6 +87,17 @@ class JunyanzFiles(Family):
                                  f'{networks.describe_checkpoint_mismatch(state_dict, net=net)}') from None
             if model.opt.is_main and model.opt.verbose:
                 print(f'loaded {path}')
+
+    @staticmethod
+    def _missing_hint(model, stem):
+        """--model test on a CycleGAN run finds <stem>_A.pth / <stem>_B.pth: name the --model_suffix to pass."""
+        folder = model.save_dir
+        found = sorted(f[len(stem):-4] for f in (os.listdir(folder) if os.path.isdir(folder) else ())
+                       if f.startswith(stem + '_') and f.endswith('.pth'))
+        if found and hasattr(model.opt, 'model_suffix'):
+            return (f'this run holds {", ".join(stem + s + ".pth" for s in found)}: pass --model_suffix {found[0]} '
+                    f'(a CycleGAN\'s G_A translates A to B, G_B back)')
+        return 'check --name, --checkpoints_dir and --epoch/--load_iter (or drop --continue_train to start a new run)'
 
     def read_train_state(self, model, which):
         """<which>_train_state.pth, checked before anything is restored (None when absent: weights only)."""

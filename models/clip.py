@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from util.util import UsageError
+from util.weights import fetch_command
 
 from .clip_weights import read_clip_state_dict
 
@@ -339,8 +340,9 @@ def build_clip(sd, quick_gelu=True, path='state dict'):
     return model.eval()
 
 
-def resolve_clip_file(name_or_path, clip_dir=DEFAULT_CLIP_DIR):
-    """(path, expected model name or None). A name is looked up as OpenAI's file name inside `clip_dir`."""
+def clip_file(name_or_path, clip_dir=DEFAULT_CLIP_DIR):
+    """(path, model name or None): an existing file as it is, else a model name's file inside `clip_dir`, which
+    may not exist yet (OpenAI's file name, so clip.load's cache and scripts/download_weights.sh fill it)."""
     if os.path.isfile(name_or_path):
         return name_or_path, None
     name = name_or_path
@@ -349,11 +351,16 @@ def resolve_clip_file(name_or_path, clip_dir=DEFAULT_CLIP_DIR):
     if name is None:
         raise UsageError(f'unknown CLIP model {name_or_path!r} and no such file; use one of '
                          f'{", ".join(CLIP_MODELS)} or the path of a CLIP weight file')
-    url = CLIP_MODELS[name][1]
-    path = os.path.join(os.path.expanduser(clip_dir), url.rsplit('/', 1)[1])
+    return os.path.join(os.path.expanduser(clip_dir), CLIP_MODELS[name][1].rsplit('/', 1)[1]), name
+
+
+def resolve_clip_file(name_or_path, clip_dir=DEFAULT_CLIP_DIR):
+    """clip_file, which must exist."""
+    path, name = clip_file(name_or_path, clip_dir)
     if not os.path.isfile(path):
-        raise UsageError(f'CLIP weights for {name} not found at {path}; download {url} to that path '
-                         '(or set --clip_dir to the folder holding it, or give the file path instead of the name)')
+        raise UsageError(f'CLIP weights for {name} not found at {path}; fetch them with: {fetch_command(path)} '
+                         f'(or download {CLIP_MODELS[name][1]} there, set --clip_dir to the folder holding it, or '
+                         'give the file path instead of the name)')
     return path, name
 
 

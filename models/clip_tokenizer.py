@@ -15,6 +15,7 @@ import regex
 import torch
 
 from util.util import UsageError
+from util.weights import fetch_command
 
 from .clip import DEFAULT_CLIP_DIR
 
@@ -22,13 +23,11 @@ VOCAB_FILENAME = 'bpe_simple_vocab_16e6.txt.gz'
 SOT, EOT = '<|startoftext|>', '<|endoftext|>'
 
 
-def find_bpe_vocab(path=None, clip_dir=DEFAULT_CLIP_DIR):
-    """The BPE vocabulary: `path` (--clip_vocab), else inside `clip_dir`, else inside an installed `clip` or
-    `open_clip` package (located with find_spec, so the package is never imported)."""
+def bpe_vocab_candidates(path=None, clip_dir=DEFAULT_CLIP_DIR):
+    """Where the BPE vocabulary may be, in order: `path` (--clip_vocab) alone, else inside `clip_dir`, then inside
+    an installed `clip` or `open_clip` package (located with find_spec, so the package is never imported)."""
     if path:
-        if not os.path.isfile(path):
-            raise UsageError(f'CLIP vocabulary not found: {path}; check --clip_vocab')
-        return path
+        return [path]
     candidates = [os.path.join(os.path.expanduser(clip_dir), VOCAB_FILENAME)]
     for package in ('clip', 'open_clip'):
         try:
@@ -37,11 +36,19 @@ def find_bpe_vocab(path=None, clip_dir=DEFAULT_CLIP_DIR):
             spec = None
         for folder in (spec.submodule_search_locations or []) if spec else []:
             candidates.append(os.path.join(folder, VOCAB_FILENAME))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    raise UsageError(f'CLIP vocabulary {VOCAB_FILENAME} not found; put it at {candidates[0]} or pass --clip_vocab '
-                     '(it ships in the openai/CLIP repository as clip/' + VOCAB_FILENAME + ')')
+    return candidates
+
+
+def find_bpe_vocab(path=None, clip_dir=DEFAULT_CLIP_DIR):
+    """The first of bpe_vocab_candidates that exists."""
+    candidates = bpe_vocab_candidates(path, clip_dir)
+    found = next((c for c in candidates if os.path.isfile(c)), None)
+    if found:
+        return found
+    if path:
+        raise UsageError(f'CLIP vocabulary not found: {path}; check --clip_vocab')
+    raise UsageError(f'CLIP vocabulary not found at {candidates[0]}; fetch it with: {fetch_command(candidates[0])} '
+                     '(or pass --clip_vocab; it ships in the openai/CLIP repository as clip/' + VOCAB_FILENAME + ')')
 
 
 @lru_cache()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from data import DataStream, create_dataset
 from options.common import add_aliased
 from util.util import UsageError
+from util.weights import require_files
 from .base_model import BaseModel, rng_state, set_rng_state
 from .checkpoints import GANSketchFiles
 from .photosketch import build_sketch_net
@@ -117,6 +118,18 @@ class GANSketchModel(IterationRun, BaseModel):
         g('--photosketch_path', type=str, default='./pretrained/photosketch.pth', help='PhotoSketch weights')
         g('--diffaug_policy', type=str, default='', help='DiffAugment ops: color,translation,cutout')
         return parser
+
+    @staticmethod
+    def check_files(opt):
+        """The pretrained G and D, PhotoSketch (when a transform uses it) and the image folders, all at once."""
+        needed = [(f'--{key}', getattr(opt, key), 'file') for key in ('g_pretrained', 'd_pretrained')
+                  if getattr(opt, key)]
+        if opt.sketch_net == 'photosketch' and 'toSketch' in opt.transform_fake + opt.transform_real:
+            needed.append(('--photosketch_path', opt.photosketch_path, 'file'))
+        for key in ('dataroot_sketch',) + (('dataroot_image',) if opt.l_image > 0 else ()):
+            if getattr(opt, key, None):
+                needed.append((f'--{key}', getattr(opt, key), 'folder'))
+        require_files('gansketch', needed)
 
     def __init__(self, opt):
         BaseModel.__init__(self, opt)

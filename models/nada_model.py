@@ -29,6 +29,7 @@ from data.base_dataset import load_image
 from data.image_folder import make_dataset
 from options.common import add_aliased, drop_options
 from util.util import UsageError, load_checkpoint, mkdirs, save_checkpoint, save_image, tensor2im
+from util.weights import require_files
 from . import clip, clip_tokenizer
 from .base_model import BaseModel, rng_state, set_rng_state
 from .gan_training import IterationRun, adam_for_lazy_reg, layer_noise, mixing_noise, sync_ranks
@@ -189,6 +190,20 @@ class NADAModel(IterationRun, BaseModel):
         add_aliased(group, 'save_freq', type=int, default=None,
                     help='also save a checkpoint every this many iterations')
         return parser
+
+    @staticmethod
+    def check_files(opt):
+        """The generators, every --clip_models file, the BPE vocabulary and --style_img_dir, all at once."""
+        needed = [(f'--{key}', getattr(opt, key), 'file') for key in ('frozen_gen_ckpt', 'train_gen_ckpt')
+                  if getattr(opt, key)]
+        for name in _split_list(opt.clip_models, str, '--clip_models'):
+            needed.append((f'CLIP {name}', clip.clip_file(name, opt.clip_dir)[0], 'file'))
+        vocab = clip_tokenizer.bpe_vocab_candidates(opt.clip_vocab, opt.clip_dir)
+        if not any(os.path.isfile(path) for path in vocab):
+            needed.append(('--clip_vocab' if opt.clip_vocab else 'CLIP vocabulary', vocab[0], 'file'))
+        if opt.style_img_dir:
+            needed.append(('--style_img_dir', opt.style_img_dir, 'folder'))
+        require_files('nada', needed)
 
     def __init__(self, opt):
         BaseModel.__init__(self, opt)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from util.util import UsageError, load_checkpoint
+from util.weights import fetch_command
 from .networks import ResnetGenerator, get_norm_layer
 
 
@@ -33,9 +34,10 @@ def load_photosketch(path, device='cpu'):
     momentum 0 keeps the stored running statistics unchanged.
     """
     if not os.path.isfile(path):
-        raise UsageError(f'PhotoSketch weights not found at {path}; download GAN Sketching\'s pretrained models '
-                         '(pretrained/download_pretrained_models.sh) and pass --photosketch_path, '
-                         'or use --sketch_net edges, which needs no weights')
+        fetch = fetch_command(path) or 'bash scripts/download_weights.sh gansketch-pretrained (then pass ' \
+            '--photosketch_path pretrained/photosketch.pth)'
+        raise UsageError(f'PhotoSketch weights not found at {path}; fetch them with: {fetch}, or use --sketch_net '
+                         'edges, which needs no weights')
     state = load_checkpoint(path, map_location='cpu')
     state = {k: v for k, v in state.items() if k != '_metadata'} if isinstance(state, dict) else state
     net = photosketch_net()

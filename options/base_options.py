@@ -22,6 +22,13 @@ from .checks import check_channels, check_network_memory, check_numbers, check_p
 from .common import arg_group
 
 
+def default_workers():
+    """4 data loader workers, as the reference, but never more than the CPU cores this process may use (shared by the
+    processes torchrun starts on this machine): more only compete for them, and PyTorch warns about it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return min(4, cores // int(os.environ.get('LOCAL_WORLD_SIZE', '1')))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, with a hint) instead of printing usage and exiting."""
 
@@ -70,7 +77,8 @@ class BaseOptions:
         g = arg_group(parser, 'data').add_argument
         g('--dataset_mode', type=str, default='unaligned', help='unaligned | aligned | single | colorization | ...')
         g('--serial_batches', action='store_true', help='take images in order (no shuffling)')
-        g('--num_threads', default=4, type=int, help='# threads for loading data')
+        g('--num_threads', default=default_workers(), type=int,
+          help='data loader worker processes (default: 4, or fewer where this process has fewer CPU cores)')
         g('--batch_size', '--batch', dest='batch_size', type=int, default=1, help='input batch size')
         g('--max_dataset_size', type=float, default=float('inf'), help='maximum number of samples per dataset')
         g('--cache_images', nargs='?', const='host', default=False, choices=['host', 'device'],

@@ -182,7 +182,7 @@ CASES = {
     'nada missing CLIP weights': lambda w: (nada(w, '--clip_models', 'ViT-B/32', '--clip_dir', str(w['t'])),
                                             'ViT-B-32.pt'),
     'nada missing CLIP vocabulary': lambda w: (nada(w, '--clip_vocab', str(w['t'] / 'none.txt.gz')),
-                                               'CLIP vocabulary not found'),
+                                               'none.txt.gz is missing'),
     'nada empty prompt': lambda w: (nada(w, '--target_class', ''), 'empty prompt'),
     'speed switch the model lacks': lambda w: (gansketch(w, '--g_pretrained', sg_file(w), '--compile'),
                                                'does not implement --compile'),

@@ -161,7 +161,7 @@ def test_only_the_mapping_network_moves(setup_dirs):
 @pytest.mark.parametrize('extra,needle', [
     (['--g_pretrained', ''], '--g_pretrained is required'),
     (['--l_image', '0.7'], '--dataroot_image'),
-    (['--sketch_net', 'photosketch', '--photosketch_path', 'nowhere.pth'], 'PhotoSketch weights not found'),
+    (['--sketch_net', 'photosketch', '--photosketch_path', 'nowhere.pth'], '--photosketch_path nowhere.pth is missing'),
     (['--size', '32'], 'holds a StyleGAN2 generator of 16 px.*--size 16'),
     (['--transform_fake', 'toSketch,sharpen'], 'unknown transform op'),
     (['--gan_mode', 'lsgan'], 'gan_mode'),

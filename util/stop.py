@@ -1,4 +1,5 @@
 """Ctrl-C / SIGTERM handling shared by every training loop: finish the step, save, exit 128 + signal."""
+import os
 import signal
 
 import torch
@@ -14,6 +15,7 @@ class StopFlag:
 
     def __enter__(self):
         self.signum = None
+        self.pid = os.getpid()  # data loader workers forked later inherit the handler
         self.steps = 0
         self.group = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -27,6 +29,13 @@ class StopFlag:
             signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            # a data loader worker: a terminal's Ctrl-C reaches the whole process group, but only the main process
+            # saves and then shuts the workers down; SIGTERM keeps its default, so that shutdown can always end them
+            if signum == signal.SIGTERM:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
         if self.signum is not None:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signum = signum
