@@ -32,7 +32,7 @@ from .photosketch import build_sketch_net
 from .stylegan2 import Discriminator, load_state_checked
 from .gan_training import (IterationRun, adam_for_lazy_reg, diff_augment, layer_noise, mixing_noise, parse_policy,
                            r1_penalty, rank_rows, sync_ranks)
-from .stylegan2_io import (add_generate_options, add_network_options, build_discriminator, build_generator,
+from .stylegan2_io import (build_discriminator, build_generator, stylegan2_family_options,
                            generate_samples, image_grid)
 
 GAN_MODES = ('softplus', 'hinge', 'ls', 'original', 'w')
@@ -86,13 +86,12 @@ class GANSketchModel(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        group = add_network_options(parser.add_argument_group('gansketch options'), train_defaults=False)
-        if not is_train:
-            add_generate_options(group, truncation=0.5)
+        # --dataroot_sketch and --sketch_channel: the sketch dataset mode's options; sketches live in memory (the
+        # reference loads images in-process too)
+        group = stylegan2_family_options(parser, 'gansketch options', is_train, 0.5, False, dataset_mode='sketch',
+                                         batch_size=4, num_threads=0)
+        if group is None:
             return parser
-        # --dataroot_sketch and --sketch_channel: the sketch dataset mode's options
-        parser.set_defaults(dataset_mode='sketch', lr=0.002, beta1=0.0, batch_size=4,
-                            num_threads=0)  # sketches live in memory; the reference loads images in-process too
         g = group.add_argument
         g('--dataroot_image', type=str, default=None, help='real images for image regularisation (--l_image)')
         add_aliased(group, 'max_iter', type=int, default=75001, help='training stops at this iteration')

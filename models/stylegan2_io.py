@@ -43,6 +43,18 @@ def add_lazy_reg_options(group, path_regularize, mixing):
     return group
 
 
+def stylegan2_family_options(parser, title, is_train, truncation, train_defaults, **defaults):
+    """A StyleGAN2-family model's --help group: the network's shape, then (generate.py) GAN Sketching's sampling
+    options, or (train.py) the references' Adam settings (lr 0.002, beta1 0) and the model's `defaults`.
+    Returns the group to add training options to, None when generating."""
+    group = add_network_options(parser.add_argument_group(title), train_defaults=train_defaults)
+    if not is_train:
+        add_generate_options(group, truncation=truncation)
+        return None
+    parser.set_defaults(lr=0.002, beta1=0.0, **defaults)
+    return group
+
+
 def add_generate_options(group, truncation, gansketch_inputs=True):
     """Sampling options of GAN Sketching's generate.py; NADA adds its own latent inputs instead of
     `gansketch_inputs` (--fixed_z, --w_shift)."""

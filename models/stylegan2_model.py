@@ -24,7 +24,7 @@ from .gan_training import (IterationRun, end_step, d_logistic_loss, diff_augment
                            layer_noise, mixing_noise, parse_policy, path_length_step, r1_penalty, sync_ranks)
 from .stylegan2 import Discriminator, Generator
 from .checkpoints import RosinalityFile
-from .stylegan2_io import (add_generate_options, add_lazy_reg_options, add_network_options, generate_samples,
+from .stylegan2_io import (add_lazy_reg_options, generate_samples, stylegan2_family_options,
                            generator_kwargs, load_state_checked, image_grid)
 
 # ---------------------------------------------------------------------------------------- the model
@@ -35,11 +35,10 @@ class StyleGAN2Model(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        group = add_network_options(parser.add_argument_group('stylegan2 options'), train_defaults=is_train)
-        if not is_train:
-            add_generate_options(group, truncation=1.0)
+        group = stylegan2_family_options(parser, 'stylegan2 options', is_train, 1.0, is_train, dataset_mode='image',
+                                         batch_size=16)
+        if group is None:
             return parser
-        parser.set_defaults(dataset_mode='image', lr=0.002, beta1=0.0, batch_size=16)
         g = group.add_argument
         add_aliased(group, 'max_iter', type=int, default=800000, help='total training iterations')
         add_lazy_reg_options(group, path_regularize=2, mixing=0.9)
