@@ -13,10 +13,6 @@ def find_model_using_name(model_name):
     return plugin_class('models', model_name, 'model', BaseModel)
 
 
-def get_option_setter(model_name):
-    return find_model_using_name(model_name).modify_commandline_options
-
-
 def create_model(opt):
     model = find_model_using_name(opt.model)(opt)
     if opt.is_main:

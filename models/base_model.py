@@ -10,7 +10,6 @@ import torch
 
 from util import training
 from util.training import Position
-from util.util import UsageError
 
 
 def clean_key(k):
@@ -43,7 +42,7 @@ class BaseModel(ABC):
     name, implement set_input/forward/optimize_parameters, and describe their run for the training loop
     (`stages`, `save_training`, and where they differ from the defaults, the other hooks below)."""
 
-    speed_switches = ()  # the SPEED_SWITCHES this model implements
+    speed_switches = ()  # the SPEED_SWITCHES this model implements (the others are not among its options)
     fast_path = {'cuda': (), 'cpu': ()}  # --fast and benchmark.py's fast path, per device type
     count_unit = 'it'  # what the loop counts (progress, --print_freq ...): 'img' (images) or 'it' (iterations)
     x_label = 'iteration'  # the loss plot's x unit: 'epoch', 'iteration' or 'scale'
@@ -51,10 +50,6 @@ class BaseModel(ABC):
     interval_phase = 0  # 1: intervals fall after the 1st, (N+1)th... step, as GAN Sketching and NADA count them
 
     def __init__(self, opt):
-        unsupported = [s for s in SPEED_SWITCHES if getattr(opt, s, False) and s not in self.speed_switches]
-        if unsupported:
-            raise UsageError(f'--model {opt.model} does not implement {" ".join("--" + s for s in unsupported)}; '
-                             f'drop it (its speed switches: {" ".join("--" + s for s in self.speed_switches)})')
         self.opt = opt
         training.forget_restored()  # an RNG state restored for an earlier model is not this one's
         self.isTrain = opt.isTrain

@@ -17,9 +17,10 @@ import torch
 
 import data
 import models
+from models.base_model import SPEED_SWITCHES
 from util.util import UsageError, atomic_write
 from .checks import check_channels, check_network_memory, check_numbers, check_paths, check_text
-from .common import arg_group
+from .common import arg_group, drop_options
 
 
 def default_workers():
@@ -119,8 +120,11 @@ class BaseOptions:
         parser.set_defaults(phase=self.phase_default)
         known = lambda: parser.parse_known_args(args)[0]  # noqa: E731
         opt = known()
-        model_setter = models.get_option_setter(opt.model)
-        parser = model_setter(parser, self.isTrain)
+        model_class = models.find_model_using_name(opt.model)
+        parser = model_class.modify_commandline_options(parser, self.isTrain)
+        # the speed switches the model does not implement are not offered, and refused by name
+        unused = [s for s in SPEED_SWITCHES if s not in model_class.speed_switches]
+        drop_options(parser, f'--model {opt.model}', *unused)
         opt = known()
         if opt.dataset_mode:
             parser = data.get_option_setter(opt.dataset_mode)(parser, self.isTrain)

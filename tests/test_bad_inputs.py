@@ -185,7 +185,7 @@ CASES = {
                                                'none.txt.gz is missing'),
     'nada empty prompt': lambda w: (nada(w, '--target_class', ''), 'empty prompt'),
     'speed switch the model lacks': lambda w: (gansketch(w, '--g_pretrained', sg_file(w), '--compile'),
-                                               'does not implement --compile'),
+                                               '--compile has no effect with --model gansketch'),
     'semantic label >= seg_dim': lambda w: (semantic(w, 'labels_high'), 'has class 7'),
     'semantic image/label count mismatch': lambda w: (semantic(w, 'labels_missing'), 'no label for 002'),
     'generate with a PNG as --ckpt': lambda w: (['generate.py', '--model', 'stylegan2', '--name', 'x', '--ckpt',

@@ -113,14 +113,16 @@ NOT_READ = {'singan': {'lr', 'batch_size', 'serial_batches', 'num_threads', 'max
 @pytest.mark.parametrize('cls,model,flag', [(TrainOptions, 'singan', '--lr'), (TrainOptions, 'singan', '--batch_size'),
                                             (TrainOptions, 'nada', '--beta1'), (TrainOptions, 'nada', '--num_threads'),
                                             (GenerateOptions, 'stylegan2', '--num_threads'),
-                                            (GenerateOptions, 'singan', '--dataset_mode')])
+                                            (GenerateOptions, 'singan', '--dataset_mode'),
+                                            (TrainOptions, 'gansketch', '--compile'),  # speed switches it lacks
+                                            (GenerateOptions, 'singan', '--channels_last')])
 def test_options_a_model_does_not_read_are_hidden_and_refused(cls, model, flag, tmp_path, capsys):
     assert not re.search(rf'(^\s+|\[){flag}[ ,\]]', help_text(cls, capsys, '--model', model), re.M)
     who = 'generate.py' if cls is GenerateOptions else f'--model {model}'
     with pytest.raises(UsageError, match=f'^{flag} has no effect with {who}; drop it'):
         cls().parse(['--model', model, '--device', 'cpu', flag, '1'])
     opt = cls().parse(['--model', model, '--device', 'cpu'])  # the data loader still reads a fixed value
-    assert hasattr(opt, flag[2:]) == (flag not in ('--lr', '--beta1'))
+    assert hasattr(opt, flag[2:]) == (flag not in ('--lr', '--beta1', '--compile', '--channels_last'))
 
 
 def test_options_json_round_trips(tmp_path):
