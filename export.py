@@ -37,7 +37,7 @@ EXTENSIONS = {'onnx': '.onnx', 'torchscript': '.pt'}
 OPSET = 17
 TRANSLATION = ('test', 'pix2pix', 'cycle_gan', 'colorization', 'template')
 STYLEGAN_FILES = {'stylegan2': CKPT_RE.pattern, 'nada': CKPT_RE.pattern, 'gansketch': r'(\d+)_net_G\.pth'}
-IMAGE_CONVENTION = {'value_range': '[-1, 1]', 'layout': 'NCHW', 'dtype': 'float32',
+IMAGE_CONVENTION = {'value_range': '[-1, 1]', 'layout': 'NCHW', 'dtype': 'float32', 'channel_order': 'RGB',
                     'to_pixels': 'uint8 = round((clip(x, -1, 1) + 1) * 127.5)'}
 
 
@@ -149,6 +149,7 @@ def translation_export(opt):
     meta = {'model': opt.model, 'netG': opt.netG, 'size_multiple': multiple, **describe_mode(net),
             'checkpoint': os.path.join(model.save_dir, f'{model.load_tag()}_net_G{suffix}.pth'),
             'input': _image_role(in_nc), 'output': _image_role(out_nc), **IMAGE_CONVENTION,
+            'channel_order': 'RGB' if in_nc == out_nc == 3 else f'input {_order(in_nc)}; output {_order(out_nc)}',
             'any_size': f'height and width must be multiples of {multiple}: reflect-pad to the next multiple and '
                         'crop the output back (test.py does)'}
     if opt.model == 'colorization':
@@ -164,12 +165,18 @@ def _image_role(nc):
     return 'RGB image' if nc == 3 else 'one-channel image' if nc == 1 else f'{nc}-channel image'
 
 
+def _order(nc):
+    return {1: 'gray', 3: 'RGB'}.get(nc, f'{nc} channels')
+
+
 def _colour_convention(space):
     """Colorization's input and output channels (data/colorization_dataset.py makes them so)."""
     if space == 'lab':
-        return {'color_space': 'lab', 'input': 'L: CIE Lab lightness L / 50 - 1 (L in [0, 100])',
+        return {'color_space': 'lab', 'channel_order': 'input L; output a, b',
+                'input': 'L: CIE Lab lightness L / 50 - 1 (L in [0, 100])',
                 'output': 'ab: CIE Lab a, b / 110', 'to_rgb': 'Lab = (50 * (input + 1), 110 * output) -> sRGB (D65)'}
-    return {'color_space': 'ycrcb', 'input': 'Y: BT.601 full-range luma (OpenCV YCrCb, Y in [0, 1]) * 2 - 1',
+    return {'color_space': 'ycrcb', 'channel_order': 'input Y; output Cr, Cb',
+            'input': 'Y: BT.601 full-range luma (OpenCV YCrCb, Y in [0, 1]) * 2 - 1',
             'output': 'CrCb: OpenCV Cr, Cb in [0, 1], each * 2 - 1',
             'to_rgb': 'YCrCb = ((input, output) + 1) / 2 -> cv2.COLOR_YCrCb2RGB'}
 
@@ -362,7 +369,8 @@ def main(args=None):
         raise UsageError(f'export.py has no exporter for --model {opt.model}; it exports the generators of '
                          f'{", ".join(TRANSLATION + tuple(STYLEGAN_FILES))} and singan')
     ex.meta = {'producer': 'export.py', 'format': opt.format, 'inputs': ', '.join(ex.inputs), **ex.meta}
-    path = opt.output or os.path.join(opt.results_dir, opt.name, 'export', ex.stem + EXTENSIONS[opt.format])
+    path = os.path.normpath(opt.output or os.path.join(opt.results_dir, opt.name, 'export',
+                                                       ex.stem + EXTENSIONS[opt.format]))
     with torch.no_grad():
         (write_onnx if opt.format == 'onnx' else write_torchscript)(ex, path)
     print(path)

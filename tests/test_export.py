@@ -122,6 +122,9 @@ def test_translation_parity_at_two_new_sizes(tmp_path, case):
         assert meta['mode'].startswith('eval' if '--eval' in args else 'train')
         if case == 'colorization_lab':
             assert meta['input'].startswith('L: CIE Lab lightness L / 50 - 1') and meta['output'].startswith('ab')
+            assert meta['channel_order'] == 'input L; output a, b'
+        else:
+            assert meta['channel_order'] == ('input gray; output RGB' if in_nc == 1 else 'RGB')
 
 
 def test_train_mode_dropout_stays_on(tmp_path):

@@ -5,6 +5,8 @@ A generator such as unet_256 needs sides that are multiples of 2^levels, a ResNe
 (models.networks.required_multiple). test.py wraps a model's generators in AnySize, so every forward pass takes
 any height and width and returns an output of the same size.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,15 +40,18 @@ def run_padded(net, x, multiple):
 
 
 def tile_spans(length, tile, overlap, multiple):
-    """(start, end) of the tiles along one side of `length` pixels: `tile` long (the last one up to `multiple` - 1
-    longer, to reach the end), starts on multiples of `multiple` (so a strided network sees the same pixel grid as
-    on the whole image), neighbours overlapping by at least `overlap`."""
+    """(start, end) of the tiles along one side of `length` pixels: as few as `tile` allows, evened out (so no
+    tile is mostly overlap), starting on multiples of `multiple` (so a strided network sees the same pixel grid as
+    on the whole image), neighbours overlapping by at least `overlap`; the last one ends at `length`."""
     if length <= tile:
         return [(0, length)]
-    step = max(multiple, (tile - overlap) // multiple * multiple)
-    last = (length - tile) // multiple * multiple
+    n = math.ceil((length - overlap) / (tile - overlap))
+    even = -(-math.ceil((length + (n - 1) * overlap) / n) // multiple) * multiple
+    size = min(tile, max(even, overlap + multiple))  # room for a step of one multiple past the overlap
+    step = max(multiple, (size - overlap) // multiple * multiple)
+    last = (length - size) // multiple * multiple
     starts = list(range(0, last, step)) + [last]
-    return [(s, s + tile if s < last else length) for s in starts]
+    return [(s, s + size if s < last else length) for s in starts]
 
 
 def _ramp(spans, k, device):
@@ -93,9 +98,10 @@ class AnySize(nn.Module):
             raise UsageError(f'--tile {tile} and --tile_overlap {overlap} must be >= 0')
         if tile:
             tile = -(-tile // multiple) * multiple  # whole multiples, so tiles need no padding inside
-            if overlap >= tile:
-                raise UsageError(f'--tile_overlap {overlap} must be smaller than the tile ({tile} px after rounding '
-                                 f'up to the network\'s multiple of {multiple})')
+            if tile < overlap + multiple:  # neighbours start a multiple apart at least
+                raise UsageError(f'--tile {tile} (rounded up to the generator\'s multiple of {multiple}) leaves no '
+                                 f'room beside --tile_overlap {overlap}: use --tile >= {overlap + multiple} or a '
+                                 'smaller overlap')
         self.net, self.multiple, self.tile, self.overlap = net, multiple, tile, overlap
 
     def forward(self, x):
