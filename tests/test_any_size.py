@@ -130,14 +130,18 @@ def test_tile_option_of_test_py(tmp_path):
                  '--tile_overlap', '300')
 
 
-def test_single_pair_file_for_pix2pix(tmp_path):
-    save_g(str(tmp_path / 'ck'), 'pair', 'unet_128', 'batch')
-    pair = str(tmp_path / 'pair.png')
-    write(pair, smooth_image(np.random.default_rng(2), 90, 2 * 130))
-    test.main(['--dataroot', pair, '--name', 'pair', '--model', 'pix2pix', '--netG', 'unet_128', '--ngf', '4',
+@pytest.mark.parametrize('model,visual,size', [('pix2pix', 'fake_B', (90, 260)), ('colorization', 'fake_B_rgb',
+                                                                                   (90, 130))])
+def test_single_image_file_for_paired_modes(tmp_path, model, visual, size):
+    """--dataroot one file: an A|B pair for pix2pix (aligned mode), a colour photo for colorization."""
+    save_g(str(tmp_path / 'ck'), 'one', 'unet_128', 'batch', in_nc=1 if model == 'colorization' else 3,
+           out_nc=2 if model == 'colorization' else 3)
+    photo = str(tmp_path / 'one.png')
+    write(photo, smooth_image(np.random.default_rng(2), *size))
+    test.main(['--dataroot', photo, '--name', 'one', '--model', model, '--netG', 'unet_128', '--ngf', '4',
                '--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res'), '--preprocess',
                'none', '--no_dropout', '--device', 'cpu'])
-    fake = cv2.imread(str(tmp_path / 'res' / 'pair' / 'test_latest' / 'images' / 'pair_fake_B.png'))
+    fake = cv2.imread(str(tmp_path / 'res' / 'one' / 'test_latest' / 'images' / f'one_{visual}.png'))
     assert fake.shape == (90, 130, 3)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -19,7 +20,6 @@ from options.generate_options import GenerateOptions
 from options.test_options import TestOptions
 from util.util import UsageError, save_checkpoint
 
-ort = pytest.importorskip('onnxruntime')  # a requirement; skipped only where it is not installed
 export = load_entry('export')
 train = load_entry('train')
 TOL = 1e-4
