@@ -2,8 +2,7 @@
 import functools
 
 from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_params, get_transform,
-                               load_image, phase_folder)
-from data.image_folder import make_dataset
+                               load_image, phase_images)
 
 
 class AlignedDataset(BaseDataset):
@@ -17,10 +16,8 @@ class AlignedDataset(BaseDataset):
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
         check_preprocess(opt)
-        self.dir_AB = phase_folder(opt)
-        self.AB_paths = make_dataset(self.dir_AB, opt.max_dataset_size,
-                                     layout='put A|B pairs there: one image per pair, A on the left half and B '
-                                            'on the right (datasets/combine_A_and_B.py makes them)')
+        self.AB_paths = phase_images(opt, layout='put A|B pairs there: one image per pair, A on the left half and B '
+                                                 'on the right (datasets/combine_A_and_B.py makes them)')
         # A is the model's output when BtoA, so each half follows the channel count of its role.
         btoa = opt.direction == 'BtoA'
         self.input_nc = opt.output_nc if btoa else opt.input_nc

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import default_collate
 
-from data.image_folder import check_image_file, file_problem, is_image_file
+from data.image_folder import check_image_file, file_problem, is_image_file, make_dataset
 from util.util import UsageError
 
 
@@ -210,6 +210,16 @@ def phase_folder(opt, domain=''):
     raise UsageError(f'no folder {path}; found: {", ".join(found) or "no subfolders"} — {fix}')
 
 
+def phase_images(opt, layout=None):
+    """The images of dataroot/<phase> (make_dataset; `layout` ends its error), or [dataroot] when --dataroot names
+    one image file (e.g. test.py on a single photo)."""
+    root = getattr(opt, 'dataroot', None)
+    if root and is_image_file(root) and os.path.isfile(root):
+        check_image_file(root, fix='pass a readable image file or a dataset folder')
+        return [root]
+    return make_dataset(phase_folder(opt), opt.max_dataset_size, layout=layout)
+
+
 # ---------------------------------------------------------------- preprocessing
 
 def add_preprocess_options(group, is_train):
@@ -260,7 +270,8 @@ class Transform:
     """Callable HxWxC uint8 array -> CHW float tensor in [-1, 1] (or, with convert=False, the uint8 array).
 
     Steps, as the reference: grayscale; resize (load_size square) or scale_width; crop; round to a multiple
-    of 4 for 'none'; horizontal flip unless no_flip; to tensor. A plain, picklable object for loader workers.
+    of 4 for 'none' (unless opt.keep_size: test.py pads instead); horizontal flip unless no_flip; to tensor.
+    A plain, picklable object for loader workers.
     `prepare` (deterministic per image) and `draw` (the random decisions) are separate so the device cache
     can prepare each image once and still crop/flip with exactly the draws of the host path.
     """
@@ -270,6 +281,8 @@ class Transform:
         self.preprocess, self.load_size, self.crop_size = opt.preprocess, opt.load_size, opt.crop_size
         self.flip = not opt.no_flip
         self.params, self.grayscale, self.convert = params, grayscale, convert
+        # test.py's generators pad any size to their multiple and crop back (util/any_size.py): no rounding then
+        self.keep_size = getattr(opt, 'keep_size', False)
 
     def __call__(self, img, path=None):
         """`path` only names the image in error messages."""
@@ -293,7 +306,7 @@ class Transform:
             img = _resize(img, self.load_size, self.load_size)
         elif 'scale_width' in p:
             img = _scale_width(img, self.load_size, self.crop_size)
-        if p == 'none':
+        if p == 'none' and not self.keep_size:
             img = _make_multiple_of_4(img)
         return img
 

@@ -11,9 +11,8 @@ import functools
 
 import torch
 
-from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_transform, phase_folder,
+from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_transform, phase_images,
                                prepare_file, to_tensor)
-from data.image_folder import make_dataset
 from util.util import UsageError
 
 # sRGB (D65) -> XYZ, and the D65 white of the 2-degree observer, as skimage.color.rgb2lab. Plain numbers, not
@@ -70,8 +69,7 @@ class ColorizationDataset(BaseDataset):
                              f'{opt.output_nc}, {opt.direction}); drop those flags to use the defaults')
         check_preprocess(opt)
         self.color_space = getattr(opt, 'color_space', 'lab')
-        self.AB_paths = make_dataset(phase_folder(opt), opt.max_dataset_size,
-                                     layout='put colour images there; the gray input is computed from them')
+        self.AB_paths = phase_images(opt, layout='put colour images there; the gray input is computed from them')
         self.transform = get_transform(opt, convert=False)
         if self.device_cache is not None:
             self.device_cache.finish = functools.partial(split_colors, space=self.color_space)

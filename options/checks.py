@@ -14,7 +14,8 @@ from util.util import UsageError
 
 # Integer options where 0 means something (none, off, the first); every other integer option must be >= 1.
 ZERO_OK = {'num_threads', 'load_iter', 'pool_size', 'n_epochs', 'n_epochs_decay', 'gen_start_scale', 'start_scale',
-           'auto_layer_iters', 'display_ncols', 'transparent_dims', 'base_layers', 'n_layers_D'}
+           'auto_layer_iters', 'display_ncols', 'transparent_dims', 'base_layers', 'n_layers_D', 'tile',
+           'tile_overlap'}
 INT_RANGES = {'display_id': (None, None), 'seed': (0, 2 ** 32 - 1), 'display_port': (1, 65535)}  # own ranges
 # Float options with a range besides finiteness (a prefix ending in '_' covers a family, e.g. every lambda_*).
 FLOAT_RANGES = {'lr': (0, None), 'lr_': (0, None), 'aspect_ratio': (0, None), 'fps': (0, None), 'scale_h': (0, None),
