@@ -27,7 +27,7 @@ from torch import nn
 import models
 from models import create_model, networks
 from models import stylegan2 as sg
-from models.stylegan2_io import CKPT_RE, build_generator, latest_file
+from models.stylegan2_io import build_generator
 from options.common import arg_group
 from options.test_options import TestOptions
 from util.util import UsageError, atomic_write, run_cli
@@ -36,7 +36,7 @@ FORMATS = ('onnx', 'torchscript')
 EXTENSIONS = {'onnx': '.onnx', 'torchscript': '.pt'}
 OPSET = 17
 TRANSLATION = ('test', 'pix2pix', 'cycle_gan', 'colorization', 'template')
-STYLEGAN_FILES = {'stylegan2': CKPT_RE.pattern, 'nada': CKPT_RE.pattern, 'gansketch': r'(\d+)_net_G\.pth'}
+STYLEGAN_MODELS = ('stylegan2', 'gansketch', 'nada')
 IMAGE_CONVENTION = {'value_range': '[-1, 1]', 'layout': 'NCHW', 'dtype': 'float32', 'channel_order': 'RGB',
                     'to_pixels': 'uint8 = round((clip(x, -1, 1) + 1) * 127.5)'}
 
@@ -56,7 +56,8 @@ class ExportOptions(TestOptions):
         g('--output', type=str, default=None,
           help='file to write (default: <results_dir>/<name>/export/<what>.onnx or .pt)')
         scratch = argparse.ArgumentParser(add_help=False)  # which options does the model define itself?
-        models.get_option_setter(parser.parse_known_args(self.args)[0].model)(scratch, False)
+        model = models.find_model_using_name(parser.parse_known_args(self.args)[0].model)
+        model.modify_commandline_options(scratch, False)
         own = {flag for action in scratch._actions for flag in action.option_strings}
         if '--model_suffix' not in own:
             g('--model_suffix', type=str, default='', help='cycle_gan: _A (default) or _B, the generator to export')
@@ -228,9 +229,15 @@ class StyleGANExport(nn.Module):
         return self.g([w], input_is_latent=True, randomize_noise=False)[0]
 
 
+def latest_generator(opt):
+    """The run's latest file holding its generator (GAN Sketching's G file, not its misc file), or None."""
+    family = models.find_model_using_name(opt.model).checkpoints
+    return family.latest(os.path.join(opt.checkpoints_dir, opt.name), getattr(family, 'generator', None))[1]
+
+
 def stylegan_export(opt):
     """The generator of a stylegan2 / gansketch / nada run (--ckpt, or the run's latest file)."""
-    ckpt = opt.ckpt or latest_file(os.path.join(opt.checkpoints_dir, opt.name), STYLEGAN_FILES[opt.model])[1]
+    ckpt = opt.ckpt or latest_generator(opt)
     if ckpt is None:
         raise UsageError(f'no {opt.model} checkpoint in {os.path.join(opt.checkpoints_dir, opt.name)}; check --name '
                          '/ --checkpoints_dir, or pass --ckpt FILE')
@@ -361,13 +368,13 @@ def main(args=None):
     if opt.model in TRANSLATION:
         ex = translation_export(opt)
         ex.module = fixed_mode_copy(ex.module, opt.format == 'onnx')
-    elif opt.model in STYLEGAN_FILES:
+    elif opt.model in STYLEGAN_MODELS:
         ex = stylegan_export(opt)
     elif opt.model == 'singan':
         ex = singan_export(opt)
     else:
         raise UsageError(f'export.py has no exporter for --model {opt.model}; it exports the generators of '
-                         f'{", ".join(TRANSLATION + tuple(STYLEGAN_FILES))} and singan')
+                         f'{", ".join(TRANSLATION + STYLEGAN_MODELS)} and singan')
     ex.meta = {'producer': 'export.py', 'format': opt.format, 'inputs': ', '.join(ex.inputs), **ex.meta}
     path = os.path.normpath(opt.output or os.path.join(opt.results_dir, opt.name, 'export',
                                                        ex.stem + EXTENSIONS[opt.format]))

@@ -172,7 +172,7 @@ def test_stylegan_family_parity(stylegan_runs, model, name, space):
     tmp = stylegan_runs
     args = ['--name', name, '--model', model, '--latent_space', space, '--truncation_mean', '256']
     opt = GenerateOptions().parse(['--checkpoints_dir', str(tmp / 'ck'), '--device', 'cpu', *args[:4]])
-    ckpt = export.latest_file(str(tmp / 'ck' / name), export.STYLEGAN_FILES[model])[1]
+    ckpt = export.latest_generator(opt)
     g = build_generator(ckpt, opt).eval()  # the project's generator, as generate.py builds it
     mean = g.mean_latent(256, torch.Generator().manual_seed(0))
     for fmt in FORMATS:

@@ -71,8 +71,8 @@ def test_model_test_on_a_cyclegan_run_names_the_suffix(tmp_path):
 
 
 def test_failed_start_leaves_no_folder(tmp_path):
-    """The first step finds an image size unet_256 cannot take: train.py and test.py end with one error line and
-    remove the run's new folders (options, log)."""
+    """The first step finds an image size unet_256 cannot take (train.py), the first image is corrupt (test.py):
+    both end with one error line and remove the run's new folders (options, log)."""
     data = make_aligned(str(tmp_path / 'data'), n=2)
     common = ['--dataroot', data, '--model', 'pix2pix', '--gpu_ids', '-1', '--ngf', '4', '--ndf', '4',
               '--load_size', '32', '--crop_size', '32', '--num_threads', '0']
@@ -82,10 +82,12 @@ def test_failed_start_leaves_no_folder(tmp_path):
     os.makedirs(tmp_path / 'checkpoints' / 'good')  # a trained resnet_6blocks G
     torch.save(networks.define_G(3, 3, 4, 'resnet_6blocks', 'batch', True).state_dict(),
                tmp_path / 'checkpoints' / 'good' / 'latest_net_G.pth')
-    r = cli('test.py', common + ['--name', 'good', '--netG', 'resnet_6blocks', '--load_size', '30', '--crop_size',
-                                 '30'], tmp_path)
-    assert r.returncode == 2 and 'multiples of 4' in r.stderr, r.stderr[-2000:]
-    assert sorted(os.listdir(tmp_path)) == ['checkpoints', 'data']  # no results/good/test_latest, no results/
+    os.makedirs(tmp_path / 'broken' / 'test')  # test.py takes any size now: a corrupt image fails at the first one
+    (tmp_path / 'broken' / 'test' / 'x.png').write_bytes(b'not a png')
+    common[1] = str(tmp_path / 'broken')
+    r = cli('test.py', common + ['--name', 'good', '--netG', 'resnet_6blocks'], tmp_path)
+    assert r.returncode == 2 and 'x.png' in r.stderr, r.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ['broken', 'checkpoints', 'data']  # no results/good/test_latest, results/
 
 
 def test_cleanup_keeps_existing_folders_and_saved_weights(tmp_path):
