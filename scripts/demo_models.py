@@ -49,8 +49,11 @@ class Demo:
         return int(value) if value else default
 
     def data(self, name, size=64):
-        """datasets/<name> built at `size` (kept when it exists at that size)."""
-        sample.main(['--out', os.path.join(self.root, 'datasets'), '--only', name, '--size', str(size)])
+        """datasets/<name> built at `size` (kept when it exists at that size; another size is refused)."""
+        try:
+            sample.main(['--out', os.path.join(self.root, 'datasets'), '--only', name, '--size', str(size)])
+        except UsageError as e:
+            raise UsageError(f'{e} (the demo: remove that folder, or run it with DEMO_ROOT=another folder)') from None
         return os.path.join(self.root, 'datasets', name)
 
     def run(self, script, *args, name=None):

@@ -191,3 +191,11 @@ def test_nada_demo_without_weights_lists_what_is_missing(tmp_path):
 def test_unknown_demo_model():
     with pytest.raises(UsageError, match="no demo for 'pix3pix'; choose one of cycle_gan, colorization"):
         demo_models.main(['pix3pix'])
+
+
+def test_demo_data_of_another_size_says_what_to_do(tmp_path, monkeypatch):
+    sample.main(['--out', str(tmp_path / 'datasets'), '--only', 'sample_colorization', '--size', '32'])
+    monkeypatch.setenv('DEMO_ROOT', str(tmp_path))
+    with pytest.raises(UsageError, match='exists with 32-px images.*remove that folder, or run it with DEMO_ROOT='):
+        demo_models.main(['colorization'])
+    assert not os.path.exists(tmp_path / 'checkpoints')
