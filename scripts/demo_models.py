@@ -88,7 +88,7 @@ def demo_cycle_gan(d):
     that filter applied to its own input, which the model never saw."""
     data = d.data('sample_photo2painting')
     net = ['--model', 'cycle_gan', '--netG', 'resnet_6blocks', '--ngf', '16', '--ndf', '16', '--load_size', '64']
-    d.run('train.py', '--dataroot', data, *net, '--crop_size', '48', '--lr', '0.0005', '--pool_size', '20',
+    d.run('train.py', '--dataroot', data, *net, '--crop_size', '48', '--pool_size', '20',
           '--n_epochs', d.knob('DEMO_EPOCHS', 20), '--n_epochs_decay', d.knob('DEMO_EPOCHS', 20),
           '--max_dataset_size', d.knob('DEMO_MAX_IMAGES', 1000), '--num_threads', '0', '--print_freq', '400',
           '--display_freq', '400', '--save_epoch_freq', '1000')
