@@ -245,6 +245,19 @@ def make_scenes(folder, size, rng):
         f.write(''.join(f'{k} {name}\n' for k, name in enumerate(SCENE_CLASSES)))
 
 
+N_SHAPES, N_SKETCHES = 1000, 4
+
+
+def make_shapes(folder, size, rng):
+    """For the StyleGAN2 and GAN Sketching demos: images/ of one circle or square on a plain background
+    (scripts/make_shapes_dataset.py) and sketches/, edge maps of a large circle in one pose (upper left)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts'))
+    import make_shapes_dataset as shapes
+    write_all(os.path.join(folder, 'images'), [shapes.draw(size, *shapes.random_shape(rng, size), *shapes._colours(rng))
+                                               for _ in range(N_SHAPES)], ext='.png')
+    write_all(os.path.join(folder, 'sketches'), shapes.sketches_of_pose(rng, size, N_SKETCHES), ext='.png')
+
+
 DATASETS = {
     'sample_edges2photo': make_edges2photo,
     'sample_colorization': make_colorization,
@@ -252,6 +265,7 @@ DATASETS = {
     'sample_photo2painting_aligned': make_photo2painting_aligned,
     'singan': make_singan,
     'sample_scenes': make_scenes,
+    'sample_shapes': make_shapes,
 }
 
 

@@ -45,7 +45,7 @@ COLORS = [(0, 0, 0), (239, 234, 90), (44, 105, 154), (4, 139, 168), (13, 179, 15
           (207, 113, 192), (159, 89, 165), (142, 82, 172), (158, 115, 200), (116, 95, 159)]
 ARCH_KEYS = ('size', 'latent', 'n_mlp', 'channel_multiplier', 'channel_max', 'seg_dim', 'local_layers',
              'local_channel', 'base_layers', 'depth_layers', 'coarse_size', 'coarse_channel', 'min_feat_size',
-             'residual_refine', 'detach_texture', 'transparent_dims', 'lr_mlp')
+             'residual_refine', 'detach_texture', 'transparent_dims', 'lr_mlp', 'd_channel_multiplier', 'd_channel_max')
 PARTS = ('shape', 'texture', 'both')
 
 
@@ -82,7 +82,8 @@ def reference_args(opt):
     if transparent is None:  # auto: the CelebAMask-HQ layout has see-through eyeglasses and earrings
         transparent = list(CELEBA_TRANSPARENT) if opt.seg_dim == len(CELEBA_CLASSES) else []
     args = dict(size=opt.size, latent=opt.z_dim, n_mlp=opt.n_mlp, channel_multiplier=opt.channel_multiplier,
-                channel_max=opt.channel_max, seg_dim=opt.seg_dim, local_layers=opt.local_layers,
+                channel_max=opt.channel_max, d_channel_multiplier=opt.d_channel_multiplier,
+                d_channel_max=opt.d_channel_max, seg_dim=opt.seg_dim, local_layers=opt.local_layers,
                 local_channel=opt.local_channel, base_layers=opt.base_layers, depth_layers=opt.depth_layers,
                 coarse_size=opt.coarse_size, coarse_channel=opt.coarse_channel, min_feat_size=opt.min_feat_size,
                 residual_refine=opt.residual_refine, detach_texture=opt.detach_texture,
@@ -169,6 +170,10 @@ class SemanticModel(IterationRun, BaseModel):
         g('--depth_layers', type=int, default=6, help='local layers before the pseudo-depth readout')
         g('--local_channel', type=int, default=64, help='channels of the local generators')
         g('--coarse_channel', type=int, default=512, help='channels of the fused coarse feature map')
+        g('--d_channel_multiplier', type=int, default=None, help='channel multiplier of the discriminator '
+          '(default: --channel_multiplier, as the reference)')
+        g('--d_channel_max', type=int, default=None, help='cap on the discriminator\'s channels (default: '
+          '--channel_max; the D has ~46 M parameters at 512, ~0.2 M at 32)')
         g('--coarse_size', type=int, default=64, help='size of the coordinate grid, coarse feature and masks')
         g('--min_feat_size', type=int, default=16, help='the render net starts from the feature pooled to this')
         g('--residual_refine', action='store_true', default=True, help='final mask = upsampled coarse mask + '
@@ -210,7 +215,7 @@ class SemanticModel(IterationRun, BaseModel):
 
     def _take_architecture(self, saved):
         """Resuming: the networks are built as the checkpoint's args say; the schedule follows the options."""
-        have = {key: getattr(saved, key, ARG_DEFAULTS[key]) for key in ARCH_KEYS}
+        have = {key: getattr(saved, key, ARG_DEFAULTS.get(key)) for key in ARCH_KEYS}  # no d_*: G's widths
         if have['seg_dim'] != self.opt.seg_dim:
             raise UsageError(f'{self.resume_path} was trained with {have["seg_dim"]} classes; pass --seg_dim '
                              f'{have["seg_dim"]} (the labels are checked against it)')

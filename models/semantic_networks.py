@@ -398,10 +398,15 @@ class DualBranchDiscriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- from `args`
+def _getter(args):
+    """get(key, default) for a checkpoint's `args`, a Namespace or a dict."""
+    return args.get if isinstance(args, dict) else lambda k, d: getattr(args, k, d)
+
+
 def generator_kwargs(args):
     """SemanticGenerator arguments from a checkpoint's `args` (Namespace or dict; reference names), with the
     reference's defaults for anything missing."""
-    get = (args.get if isinstance(args, dict) else lambda k, d: getattr(args, k, d))
+    get = _getter(args)
     a = {k: get(k, d) for k, d in ARG_DEFAULTS.items()}
     return dict(size=a['size'], style_dim=a['latent'], n_mlp=a['n_mlp'], channel_multiplier=a['channel_multiplier'],
                 seg_dim=a['seg_dim'], local_layers=a['local_layers'], local_channel=a['local_channel'],
@@ -416,6 +421,10 @@ def generator_from_args(args):
 
 
 def discriminator_from_args(args):
+    """D as the reference builds it (G's channel table), unless `args` has d_channel_multiplier / d_channel_max
+    (ours: a narrower D for small runs; None or absent = G's value, as in the reference's files)."""
     kw = generator_kwargs(args)
-    return DualBranchDiscriminator(kw['size'], kw['seg_dim'], channel_multiplier=kw['channel_multiplier'],
-                                   channel_max=kw['channel_max'])
+    get = _getter(args)
+    width = {k: kw[k] if get('d_' + k, None) is None else get('d_' + k, None)
+             for k in ('channel_multiplier', 'channel_max')}
+    return DualBranchDiscriminator(kw['size'], kw['seg_dim'], **width)

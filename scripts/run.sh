@@ -3,6 +3,7 @@
 #   demo: build a paired sample dataset (photo -> painting-style filter of the same crop, PNG), train pix2pix
 #         on CPU (about 2-3 minutes), test it on held-out crops, write the results page and print a held-out PSNR
 #         table: the model against "input unchanged" and "mean training target"; fails under a 2 dB margin
+#   demo MODEL: a small run of another model on its sample data (scripts/demo_models.py: a few minutes each)
 #   test: run the whole test suite, a worker per core
 # PY=/path/to/python uses that interpreter as it is (no install). For a shortened demo (tests/test_demo.py):
 # DEMO_ROOT (folder for datasets/, checkpoints/, results/; default .), DEMO_EPOCHS, DEMO_DECAY, DEMO_MAX_IMAGES.
@@ -44,8 +45,16 @@ demo() {
 }
 
 case "${1:-}" in
-  demo) install; demo ;;
+  demo)
+    install
+    if [ $# -gt 1 ]; then  # a small run of another model (scripts/demo_models.py); DEMO_ITERS shortens it
+      export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+      "$PY" scripts/demo_models.py "$2"
+    else
+      demo
+    fi ;;
   # one process per core (tests run single-threaded); a file's tests stay together to share its fixtures
   test) install; shift; "$PY" -m pytest -n auto --dist loadfile "$@" ;;
-  *) echo "usage: bash scripts/run.sh demo | test [pytest args]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/run.sh demo [cycle_gan|colorization|singan|stylegan2|semantic|gansketch|nada]" \
+          "| test [pytest args]" >&2; exit 2 ;;
 esac
