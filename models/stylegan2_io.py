@@ -43,13 +43,18 @@ def add_lazy_reg_options(group, path_regularize, mixing):
     return group
 
 
-def stylegan2_family_options(parser, title, is_train, truncation, train_defaults, **defaults):
+def stylegan2_family_options(parser, title, is_train, truncation, train_defaults, pics=False, **defaults):
     """A StyleGAN2-family model's --help group: the network's shape, then (generate.py) GAN Sketching's sampling
-    options, or (train.py) the references' Adam settings (lr 0.002, beta1 0) and the model's `defaults`.
-    Returns the group to add training options to, None when generating."""
+    options (`pics`: and rosinality's generate.py layout), or (train.py) the references' Adam settings (lr 0.002,
+    beta1 0) and the model's `defaults`. Returns the group to add training options to, None when generating."""
     group = add_network_options(parser.add_argument_group(title), train_defaults=train_defaults)
     if not is_train:
         add_generate_options(group, truncation=truncation)
+        if pics:
+            group.add_argument('--pics', type=int, default=None,
+                               help="rosinality's generate.py: write this many files, each a column of --sample "
+                                    "images (its --sample defaults to 1), as its `--pics N --sample K` does")
+            group.set_defaults(num_samples=None)  # 50, or with --pics 1 per file
         return None
     parser.set_defaults(lr=0.002, beta1=0.0, **defaults)
     return group
@@ -147,8 +152,21 @@ def write_sample_page(save_dir, names, title, ncols=8, width=128, header=None):
 
 
 def check_sample_counts(opt):
-    if opt.num_samples < 1 or opt.batch_size < 1 or opt.truncation_mean < 1:
-        raise UsageError('--num_samples, --batch_size and --truncation_mean must be at least 1')
+    counts = (opt.num_samples, opt.batch_size, opt.truncation_mean, getattr(opt, 'pics', None))
+    if any(n is not None and n < 1 for n in counts):
+        raise UsageError('--num_samples, --batch_size, --truncation_mean and --pics must be at least 1')
+
+
+def column_grid(images, pad=2):
+    """torchvision's make_grid(nrow=1, padding=2) of (H, W, C) uint8 images, as rosinality's generate.py saves a
+    file: one column, black borders; a single image stays as it is."""
+    if len(images) == 1:
+        return images[0]
+    h, w, c = images[0].shape
+    grid = np.zeros((len(images) * (h + pad) + pad, w + 2 * pad, c), np.uint8)
+    for k, image in enumerate(images):
+        grid[pad + k * (h + pad):pad + k * (h + pad) + h, pad:pad + w] = image
+    return grid
 
 
 def to_uint8(image, rounded=True):
@@ -170,7 +188,8 @@ def save_jpeg(array, path):
 
 def generate_samples(opt, ckpt, title):
     """GAN Sketching's generate.py: `--num_samples` images (or one per row of --fixed_z) from the generator in
-    `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html.
+    `ckpt`, truncated towards the mean w, saved as save_dir/000000.png ... plus save_dir/index.html; with --pics
+    (stylegan2), rosinality's generate.py: --pics files, each a column of --sample images drawn as one batch.
 
     Random draws in the reference's order, so its command with the same --seed writes the same images: seed,
     build the generator (its initialisation draws), the truncation centre, then per batch z and the layers'
@@ -198,16 +217,19 @@ def generate_samples(opt, ckpt, title):
         z_all = load_checkpoint(opt.fixed_z, map_location='cpu')
         if not torch.is_tensor(z_all) or z_all.ndim != 2 or z_all.shape[1] != net.style_dim:
             raise UsageError(f'--fixed_z {opt.fixed_z} must hold an (N, {net.style_dim}) tensor')
-    total = opt.num_samples if z_all is None else len(z_all)
+    given = opt.num_samples is not None
+    per_file = (opt.num_samples if given else 1) if getattr(opt, 'pics', None) else None  # rosinality's layout
+    batch = per_file or opt.batch_size
+    total = (opt.pics * per_file if per_file else opt.num_samples if given else 50) if z_all is None else len(z_all)
     names = []
-    for start in range(0, total, opt.batch_size):
-        end = min(total, start + opt.batch_size)
+    for start in range(0, total, batch):
+        end = min(total, start + batch)
         z = torch.randn(end - start, net.style_dim, device=device) if z_all is None else z_all[start:end].to(device)
         with torch.no_grad():
             images, _ = net([z + shift], truncation=opt.truncation, truncation_latent=mean)
-        for img in images:
+        for img in ([column_grid([to_uint8(x) for x in images])] if per_file else map(to_uint8, images)):
             names.append(f'{len(names):06d}.png')
-            save_image(to_uint8(img), os.path.join(save_dir, names[-1]))
+            save_image(img, os.path.join(save_dir, names[-1]))
     write_sample_page(save_dir, names, f'{title}: {len(names)} samples, truncation {opt.truncation:g}')
     if opt.is_main:
         print(f'wrote {len(names)} samples to {save_dir} (index.html)')

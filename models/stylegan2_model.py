@@ -35,8 +35,8 @@ class StyleGAN2Model(IterationRun, BaseModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        group = stylegan2_family_options(parser, 'stylegan2 options', is_train, 1.0, is_train, dataset_mode='image',
-                                         batch_size=16)
+        group = stylegan2_family_options(parser, 'stylegan2 options', is_train, 1.0, is_train, pics=True,
+                                         dataset_mode='image', batch_size=16)
         if group is None:
             return parser
         g = group.add_argument

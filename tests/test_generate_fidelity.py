@@ -117,6 +117,27 @@ def test_gansketch_generate_writes_the_reference_images(gansketch_ckpt, tmp_path
     assert len({e.tobytes() for e in expected}) == samples  # the samples differ from each other
 
 
+@pytest.mark.parametrize('seed,pics,sample,psi', [(5, 3, 1, 1.0), (6, 2, 3, 0.7)])
+def test_stylegan2_generate_writes_rosinalitys_files(gansketch_ckpt, tmp_path, seed, pics, sample, psi):
+    """rosinality's generate.py --pics P --sample K (seeded at its start; its G is GAN Sketching's): the same draws
+    with a batch of K per file, each file torchvision's make_grid(nrow=1, padding=2) of the K images."""
+    ckpt = tmp_path / 'rosinality.pt'
+    torch.save({'g_ema': torch.load(gansketch_ckpt)}, ckpt)
+    out = tmp_path / 'out'
+    given = ['--sample', sample] if sample != 1 else []  # its --sample defaults to 1
+    run_generate('--model', 'stylegan2', '--ckpt', ckpt, '--seed', seed, '--pics', pics, *given, '--truncation', psi,
+                 '--truncation_mean', 64, '--save_dir', out)
+    images = gansketch_oracle(gansketch_ckpt, seed, pics * sample, sample, psi, 64, torch.zeros(1, 512))
+    names = sorted(p for p in os.listdir(out) if p.endswith('.png'))
+    assert names == [f'{i:06d}.png' for i in range(pics)]
+    for k, name in enumerate(names):
+        column = images[k * sample:(k + 1) * sample]
+        want = column[0] if sample == 1 else np.pad(np.concatenate(
+            [np.pad(im, ((2, 0), (2, 2), (0, 0))) for im in column]), ((0, 2), (0, 0), (0, 0)))
+        got = cv2.imread(str(out / name))[..., ::-1]
+        assert got.shape == want.shape and np.array_equal(got, want), name
+
+
 # -------------------------------------------------------------------------------------- SemanticStyleGAN
 def semantic_init_draws(a):
     """seasonSH's SemanticGenerator constructor: the Fourier-feature conv, per class its modulated 1x1 layers
