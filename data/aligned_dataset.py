@@ -1,17 +1,13 @@
 """Paired data: each file in dataroot/<phase> holds A and B side by side (A left, B right), e.g. facades."""
 import functools
 
-from data.base_dataset import (BaseDataset, add_preprocess_options, check_preprocess, get_params, get_transform,
+from data.base_dataset import (BaseDataset, preprocess_options, check_preprocess, get_params, get_transform,
                                load_image, phase_images)
 
 
 class AlignedDataset(BaseDataset):
     supports_device_cache = True
-
-    @staticmethod
-    def modify_commandline_options(parser, is_train):
-        add_preprocess_options(parser.add_argument_group('dataset mode aligned options'), is_train)
-        return parser
+    modify_commandline_options = preprocess_options('aligned')
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)

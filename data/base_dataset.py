@@ -222,6 +222,15 @@ def phase_images(opt, layout=None):
 
 # ---------------------------------------------------------------- preprocessing
 
+def preprocess_options(mode):
+    """The modify_commandline_options of a mode whose options are the shared preprocessing ones (--help group
+    'dataset mode <mode> options')."""
+    def modify(parser, is_train):
+        add_preprocess_options(parser.add_argument_group(f'dataset mode {mode} options'), is_train)
+        return parser
+    return staticmethod(modify)
+
+
 def add_preprocess_options(group, is_train):
     """The reference's resize/crop/flip options, which Transform reads; the dataset modes that use it add them
     to their --help group, so the others' saved options leave them out. Testing loads at --crop_size, as the

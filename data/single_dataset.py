@@ -2,17 +2,13 @@
 import functools
 import os
 
-from data.base_dataset import BaseDataset, add_preprocess_options, get_transform, prepare_file, require_dataroot
+from data.base_dataset import BaseDataset, preprocess_options, get_transform, prepare_file, require_dataroot
 from data.image_folder import is_image_file, make_dataset
 
 
 class SingleDataset(BaseDataset):
     supports_device_cache = True
-
-    @staticmethod
-    def modify_commandline_options(parser, is_train):
-        add_preprocess_options(parser.add_argument_group('dataset mode single options'), is_train)
-        return parser
+    modify_commandline_options = preprocess_options('single')
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)

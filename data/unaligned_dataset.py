@@ -2,17 +2,13 @@
 import functools
 import random
 
-from data.base_dataset import BaseDataset, add_preprocess_options, get_transform, phase_folder, prepare_file
+from data.base_dataset import BaseDataset, preprocess_options, get_transform, phase_folder, prepare_file
 from data.image_folder import make_dataset
 
 
 class UnalignedDataset(BaseDataset):
     supports_device_cache = True
-
-    @staticmethod
-    def modify_commandline_options(parser, is_train):
-        add_preprocess_options(parser.add_argument_group('dataset mode unaligned options'), is_train)
-        return parser
+    modify_commandline_options = preprocess_options('unaligned')
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
