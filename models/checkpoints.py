@@ -55,17 +55,27 @@ class Family:
         return path
 
 
+def _fingerprint(state_dict):
+    """Two float64 sums over a state dict's tensors: equal for the same weights, different for another step's."""
+    values = [v.detach().cpu().double() for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()]
+    return [float(sum(v.sum() for v in values)), float(sum(v.abs().sum() for v in values))]
+
+
 class JunyanzFiles(Family):
     """Plain state dicts with the reference's keys, so weights interchange with it both ways; our training state
     (optimizers, schedulers, image pools, loop counters, RNGs) beside them for exact resume."""
     glob = '*_net_*.pth'
 
     def save(self, model, which, train_state=None):
+        """The nets, then the train state, which records the nets' fingerprints: each file is atomic, the set is
+        not, so a kill between two files is caught when the run resumes (read_train_state)."""
         if not model.opt.is_main:
             return
-        for name, sd in model.state_dicts().items():
+        nets = model.state_dicts()
+        for name, sd in nets.items():
             save_checkpoint(sd, os.path.join(model.save_dir, f'{which}_net_{name}.pth'))
         if train_state is not None:
+            train_state = {**train_state, 'nets': {name: _fingerprint(sd) for name, sd in nets.items()}}
             save_checkpoint(train_state, os.path.join(model.save_dir, f'{which}_train_state.pth'))
 
     def load_nets(self, model, which):
@@ -109,6 +119,15 @@ class JunyanzFiles(Family):
             return None
         state = load_checkpoint(path, map_location='cpu')
         problem = self._problem(state, model.optimizers)
+        saved_nets = state.get('nets') if isinstance(state, dict) else None  # states from before it have none
+        if not problem and saved_nets is not None:
+            loaded = {name: _fingerprint(sd) for name, sd in model.state_dicts().items()}
+            mixed = sorted(name for name in loaded if saved_nets.get(name) != loaded[name])
+            if mixed:
+                files = ', '.join(f'{which}_net_{n}.pth' for n in mixed)
+                raise UsageError(f'{path} was saved with other weights than {files} (a save was stopped between its '
+                                 f'files); resume from another --epoch, or delete {os.path.basename(path)} to resume '
+                                 'from the weights alone')
         if problem:
             raise UsageError(f'{path} is not a training state of this --model {model.opt.model} run ({problem}); '
                              'delete or rename it to resume from the weights alone (optimizers and schedule start '

@@ -142,6 +142,21 @@ def test_wrong_train_state_names_the_file(trained, content):
     assert snapshot(folder) == before
 
 
+def test_nets_and_train_state_of_different_saves_are_refused(trained):
+    """A kill between a save's files leaves latest_net_D.pth of one step beside the rest of another: resuming from
+    that mix would be silently wrong, so the train state's fingerprints of the nets must match what was loaded."""
+    folder = copy_run(trained, 'mixed_save')
+    path = os.path.join(folder, 'latest_net_D.pth')
+    sd = torch.load(path, weights_only=True)
+    key = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[key] = sd[key] + 1e-3  # D as a later step left it
+    torch.save(sd, path)
+    before = snapshot(folder)
+    r = run(train(trained['data'], trained['ck'], 'mixed_save', '--continue_train', '--n_epochs', '2'))
+    one_error(r, 'latest_train_state.pth', 'other weights than latest_net_D.pth', 'another --epoch', 'delete')
+    assert snapshot(folder) == before
+
+
 class _FullDisk(io.RawIOBase):
     """A file on a disk that fills up: the first large write fails with ENOSPC, later ones land in the buffer,
     which is what makes torch.save report a RuntimeError ('unexpected pos') instead of the OSError."""
