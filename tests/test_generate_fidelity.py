@@ -72,7 +72,7 @@ def gansketch_oracle(ckpt, seed, samples, batch, psi, n_mean, shift):
     torch.manual_seed(seed)
     gansketch_init_draws(GS_SIZE)
     net = built_quietly(lambda: Generator(GS_SIZE, 512, 8))
-    net.load_state_dict(torch.load(ckpt))
+    net.load_state_dict(torch.load(ckpt, weights_only=True))
     net.eval()
     images = []
     with torch.no_grad():
@@ -122,7 +122,7 @@ def test_stylegan2_generate_writes_rosinalitys_files(gansketch_ckpt, tmp_path, s
     """rosinality's generate.py --pics P --sample K (seeded at its start; its G is GAN Sketching's): the same draws
     with a batch of K per file, each file torchvision's make_grid(nrow=1, padding=2) of the K images."""
     ckpt = tmp_path / 'rosinality.pt'
-    torch.save({'g_ema': torch.load(gansketch_ckpt)}, ckpt)
+    torch.save({'g_ema': torch.load(gansketch_ckpt, weights_only=True)}, ckpt)
     out = tmp_path / 'out'
     given = ['--sample', sample] if sample != 1 else []  # its --sample defaults to 1
     run_generate('--model', 'stylegan2', '--ckpt', ckpt, '--seed', seed, '--pics', pics, *given, '--truncation', psi,
