@@ -1,6 +1,9 @@
 """Test helpers: tiny generated datasets and in-process calls of the entry points."""
+import contextlib
+import http.server
 import importlib.util
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -53,3 +56,17 @@ def make_folder(root, n=4, size=32, seed=0):
     for i in range(n):
         write(os.path.join(root, f'{i:03d}.png'), smooth_image(rng, size, size))
     return root
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A local HTTP server on a free port in a thread (stand-in for a download host); yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{httpd.server_address[1]}'
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -93,13 +93,17 @@ def figure(out, pattern):
     return [float(v) for v in m.groups()]
 
 
+def page_images(page, label):
+    """The results page's images of one visual label, in file order, as RGB arrays."""
+    images = os.path.join(os.path.dirname(page), 'images')
+    return [demo_report.read_rgb(f) for f in sorted(glob.glob(os.path.join(images, f'*_{label}.png')))]
+
+
 @pytest.mark.slow
 def test_cycle_gan_demo_figure(short, capsys):
     out, page, _ = short('cycle_gan', capsys)
     fake, unchanged = figure(out, rf'8 held-out photos\): fake_B {NUMBER} dB, the photo unchanged {NUMBER} dB')
-    images = os.path.join(os.path.dirname(page), 'images')
-    real = [demo_report.read_rgb(f) for f in sorted(glob.glob(os.path.join(images, '*_real_A.png')))]
-    fakes = [demo_report.read_rgb(f) for f in sorted(glob.glob(os.path.join(images, '*_fake_B.png')))]
+    real, fakes = page_images(page, 'real_A'), page_images(page, 'fake_B')
     target = [sample.paint(np.uint8(a)) for a in real]  # the filter of the input itself, as the figure says
     assert fake == pytest.approx(np.mean([demo_report.psnr(f, t) for f, t in zip(fakes, target)]), abs=0.006)
     assert unchanged == pytest.approx(np.mean([demo_report.psnr(a, t) for a, t in zip(real, target)]), abs=0.006)
@@ -110,9 +114,7 @@ def test_colorization_demo_figure(short, capsys):
     from skimage import color
     out, page, _ = short('colorization', capsys)
     model, gray = figure(out, rf'\(8 images\): model {NUMBER} dB, gray \(no colour\) {NUMBER} dB')
-    images = os.path.join(os.path.dirname(page), 'images')
-    real = [demo_report.read_rgb(f) for f in sorted(glob.glob(os.path.join(images, '*_real_B_rgb.png')))]
-    fakes = [demo_report.read_rgb(f) for f in sorted(glob.glob(os.path.join(images, '*_fake_B_rgb.png')))]
+    real, fakes = page_images(page, 'real_B_rgb'), page_images(page, 'fake_B_rgb')
     assert model == pytest.approx(np.mean([demo_report.psnr(f, t) for f, t in zip(fakes, real)]), abs=0.006)
     lab = [color.rgb2lab(t / 255) for t in real]
     assert len(real) == len(fakes) == 8

@@ -9,10 +9,11 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 
 import pytest
+
+from helpers import http_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'scripts', 'download_weights.sh')
@@ -52,13 +53,8 @@ class RangeServer(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def mirror():
     RangeServer.files, RangeServer.ranges = {}, []
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), RangeServer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f'http://127.0.0.1:{httpd.server_address[1]}', RangeServer
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with http_server(RangeServer) as url:
+        yield url, RangeServer
 
 
 def mirror_path(url):

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 
 import cv2
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import http_server
 from util.util import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,13 +64,8 @@ def server(tmp_path_factory):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f'http://127.0.0.1:{httpd.server_address[1]}', files
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with http_server(functools.partial(Quiet, directory=str(root))) as url:
+        yield url, files
 
 
 def run_script(script, name, cwd, base_url, path=None):
