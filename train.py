@@ -87,8 +87,9 @@ def run(options, opt):
     check_fresh_run(opt, model_class)
     model_class.check_files(opt)  # every missing weight file at once, before data or networks are built
     if opt.is_main:  # a save killed mid-write left its temp file behind
-        run, web = os.path.join(opt.checkpoints_dir, opt.name), os.path.join(opt.checkpoints_dir, opt.name, 'web')
-        for path in clean_stale_temp_files(run, web, os.path.join(web, 'images')):
+        folder = os.path.join(opt.checkpoints_dir, opt.name)
+        web = os.path.join(folder, 'web')
+        for path in clean_stale_temp_files(folder, web, os.path.join(web, 'images')):
             print(f'note: removed {path}, a temp file left by an interrupted save')
     dataset = create_dataset(opt) if opt.dataset_mode else None  # e.g. nada samples its own latents
     model = create_model(opt)

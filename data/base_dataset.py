@@ -210,14 +210,15 @@ def phase_folder(opt, domain=''):
     raise UsageError(f'no folder {path}; found: {", ".join(found) or "no subfolders"} — {fix}')
 
 
-def phase_images(opt, layout=None):
-    """The images of dataroot/<phase> (make_dataset; `layout` ends its error), or [dataroot] when --dataroot names
-    one image file (e.g. test.py on a single photo)."""
+def phase_images(opt, layout=None, phase=True):
+    """The images of dataroot/<phase> (or, `phase` False, of dataroot itself; make_dataset, `layout` ends its
+    error), or [dataroot] when --dataroot names one image file (e.g. test.py on a single photo)."""
     root = getattr(opt, 'dataroot', None)
     if root and is_image_file(root) and os.path.isfile(root):
         check_image_file(root, fix='pass a readable image file or a dataset folder')
         return [root]
-    return make_dataset(phase_folder(opt), opt.max_dataset_size, layout=layout)
+    folder = phase_folder(opt) if phase else require_dataroot(opt)
+    return make_dataset(folder, opt.max_dataset_size, layout=layout)
 
 
 # ---------------------------------------------------------------- preprocessing

@@ -1,9 +1,7 @@
 """One domain for inference: every image under dataroot (no phase subfolder), or a single image file."""
 import functools
-import os
 
-from data.base_dataset import BaseDataset, preprocess_options, get_transform, prepare_file, require_dataroot
-from data.image_folder import is_image_file, make_dataset
+from data.base_dataset import BaseDataset, get_transform, phase_images, prepare_file, preprocess_options
 
 
 class SingleDataset(BaseDataset):
@@ -12,10 +10,7 @@ class SingleDataset(BaseDataset):
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
-        if opt.dataroot and os.path.isfile(opt.dataroot) and is_image_file(opt.dataroot):
-            self.A_paths = [opt.dataroot]
-        else:
-            self.A_paths = make_dataset(require_dataroot(opt), opt.max_dataset_size)
+        self.A_paths = phase_images(opt, phase=False)
         input_nc = opt.output_nc if opt.direction == 'BtoA' else opt.input_nc
         self.transform = get_transform(opt, grayscale=input_nc == 1)
 

@@ -41,10 +41,10 @@ class _Parser(argparse.ArgumentParser):
         hint = ''
         if 'unrecognized arguments' in message:
             unknown = [a for a in message.split(':', 1)[1].split() if a.startswith('--')]
-            for flag in unknown:
-                if flag.split('=')[0] in self.dropped:
-                    raise UsageError(f'{flag.split("=")[0]} has no effect with {self.dropped[flag.split("=")[0]]}; '
-                                     'drop it (--help lists the options it reads)')
+            for flag in (f.split('=')[0] for f in unknown):
+                if flag in self.dropped:
+                    raise UsageError(f'{flag} has no effect with {self.dropped[flag]}; drop it (--help lists the '
+                                     'options it reads)')
             known = [o for a in self._actions for o in a.option_strings]
             for flag in unknown:
                 close = difflib.get_close_matches(flag.split('=')[0], known, n=1)
