@@ -84,9 +84,21 @@ def accumulate(ema, model, decay=EMA_DECAY):
         pe.lerp_(p, 1 - decay)
 
 
+def ema_decay(iteration, batch, rampup=None):
+    """G_ema's decay after `iteration` + 1 steps of `batch` images (the global batch). rosinality's constant
+    0.5 ** (32 / 10k) is a half-life of 312.5 steps; StyleGAN2-ADA's `ema_rampup` caps that half-life at
+    `rampup` x the images seen so far, so in a short run G_ema follows G instead of lagging ~450 steps behind."""
+    if not rampup:
+        return EMA_DECAY
+    half_life = min(10_000 / 32 * batch, (iteration + 1) * batch * rampup)  # in images
+    return 0.5 ** (batch / half_life)
+
+
 def end_step(model):
     """A StyleGAN2 step's last act: G_ema follows G, and the iteration counts."""
-    accumulate(model.netG_ema, model.netG)
+    o = model.opt
+    accumulate(model.netG_ema, model.netG,
+               ema_decay(model.iteration, o.batch_size * o.world_size, getattr(o, 'ema_rampup', None)))
     model.iteration += 1
 
 

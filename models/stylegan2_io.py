@@ -40,6 +40,9 @@ def add_lazy_reg_options(group, path_regularize, mixing):
     g('--d_reg_every', type=int, default=16, help='R1 every this many iterations')
     g('--g_reg_every', type=int, default=4, help='path-length regularisation every this many iterations')
     g('--mixing', type=float, default=mixing, help='style-mixing probability')
+    g('--ema_rampup', type=float, default=None,
+      help="StyleGAN2-ADA's G_ema warm-up (0.05 there): G_ema's half-life (10k images at batch 32) is capped at "
+           "this fraction of the images seen so far; for short runs. Default: rosinality's constant decay")
     return group
 
 

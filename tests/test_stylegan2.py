@@ -280,3 +280,21 @@ def test_train_resume_generate(tmp_path):
     gen.main(['--model', 'stylegan2', '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'ck'), '--samples', '5',
               '--batch_size', '2', '--save_dir', str(out), '--device', 'cpu', '--seed', '1'])
     assert len(list(out.glob('*.png'))) == 5 and '000004.png' in (out / 'index.html').read_text()
+
+
+def test_ema_rampup_follows_adas_formula_and_g_early(tmp_path):
+    from models.gan_training import EMA_DECAY, ema_decay
+    assert ema_decay(0, 16) == ema_decay(10 ** 6, 16, None) == EMA_DECAY  # rosinality's constant without it
+    # ADA: half-life min(10k images x batch/32, images seen x rampup); past the ramp, rosinality's decay again
+    assert ema_decay(10 ** 6, 16, 0.05) == pytest.approx(EMA_DECAY, abs=1e-15)
+    assert ema_decay(999, 16, 0.05) == pytest.approx(0.5 ** (16 / (1000 * 16 * 0.05)))
+    assert ema_decay(0, 16, 0.05) < ema_decay(99, 16, 0.05) < ema_decay(999, 16, 0.05) < EMA_DECAY
+    data = make_folder(str(tmp_path / 'imgs'), n=6, size=20)
+    gap = {}
+    for rampup in ([], ['--ema_rampup', '0.05']):
+        name = 'ramp' if rampup else 'plain'
+        load_entry('train').main(TRAIN + ['--dataroot', data, '--checkpoints_dir', str(tmp_path / 'ck'),
+                                          '--name', name, '--iter', '3'] + rampup)
+        ckpt = load_checkpoint(tmp_path / 'ck' / name / '000003.pt', safe_globals=(argparse.Namespace,))
+        gap[name] = max(float((ckpt['g'][k] - ckpt['g_ema'][k]).abs().max()) for k in ckpt['g'])
+    assert gap['ramp'] < 1e-4 < gap['plain']  # 3 steps in: the ramped G_ema is G, the plain one still the init
