@@ -112,7 +112,7 @@ def edge_map(rgb):
     return cv2.cvtColor(255 - edges, cv2.COLOR_GRAY2RGB)
 
 
-def paint(rgb, saturation=1.35, warmth=(2, 10)):
+def paint(rgb, saturation=1.8, warmth=(6, 22)):
     """A deterministic 'painting' look (OpenCV only): smoothed flat colour areas, a few lightness levels,
     a richer (chroma x saturation) and warmer (Lab a/b + warmth) palette, and dark soft outlines."""
     h, w = rgb.shape[:2]
@@ -144,18 +144,16 @@ def make_edges2photo(folder, size, rng):
                   [np.concatenate([edge_map(c), c], 1) for c in random_crops(rng, phase, n, size, OBJECTS)])
 
 
-N_PAIRED_TRAIN, N_PAIRED_TEST = 400, 12
-PAIRED_STYLE = dict(saturation=1.8, warmth=(6, 22))  # a bolder palette than the unpaired set's: clearly a style
+N_PAINT_TRAIN, N_PAINT_TEST = 400, 12  # the photo -> painting sets of the pix2pix and cycle_gan demos
 
 
 def make_photo2painting_aligned(folder, size, rng):
     """Aligned photo | painting pairs (paint() of the same crop): a local, learnable mapping that pix2pix picks up
     in a few minutes on a CPU (the demo of scripts/run.sh). Many small crops; PNG, so the targets keep their
     flat areas and outlines free of JPEG noise. Test crops come from the held-out part of each photo."""
-    for phase, n in (('train', N_PAIRED_TRAIN), ('test', N_PAIRED_TEST)):
+    for phase, n in (('train', N_PAINT_TRAIN), ('test', N_PAINT_TEST)):
         write_all(os.path.join(folder, phase),
-                  [np.concatenate([c, paint(c, **PAIRED_STYLE)], 1) for c in random_crops(rng, phase, n, size)],
-                  ext='.png')
+                  [np.concatenate([c, paint(c)], 1) for c in random_crops(rng, phase, n, size)], ext='.png')
 
 
 def make_colorization(folder, size, rng):
@@ -165,10 +163,12 @@ def make_colorization(folder, size, rng):
 
 
 def make_photo2painting(folder, size, rng):
-    """Unaligned: A = photo crops, B = paintings of other, independently drawn crops (no pairs)."""
-    for phase, n in (('train', N_TRAIN), ('test', N_TEST)):
-        write_all(os.path.join(folder, phase + 'A'), random_crops(rng, phase, n, size))
-        write_all(os.path.join(folder, phase + 'B'), [paint(c) for c in random_crops(rng, phase, n, size)])
+    """Unaligned: A = photo crops, B = paintings of other, independently drawn crops (no pairs); PNG, as the
+    aligned set. The cycle_gan demo learns the palette from them in a few minutes."""
+    for phase, n in (('train', N_PAINT_TRAIN), ('test', N_PAINT_TEST)):
+        write_all(os.path.join(folder, phase + 'A'), random_crops(rng, phase, n, size), ext='.png')
+        write_all(os.path.join(folder, phase + 'B'), [paint(c) for c in random_crops(rng, phase, n, size)],
+                  ext='.png')
 
 
 def make_singan(folder, size, rng):

@@ -33,19 +33,19 @@ def halves(path):
 # ---------------------------------------------------------------- the paired sample data
 
 def test_paired_dataset_layout_targets_and_held_out_test(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sample, 'N_PAIRED_TRAIN', 24)
+    monkeypatch.setattr(sample, 'N_PAINT_TRAIN', 24)
     sample.main(['--out', str(tmp_path), '--size', '32', '--only', PAIRED])
     folder = tmp_path / PAIRED
     assert f'made {folder}' in capsys.readouterr().out
     assert sorted(os.listdir(folder)) == ['test', 'train']
     files = {phase: sorted(os.listdir(folder / phase)) for phase in ('train', 'test')}
-    assert len(files['train']) == 24 and len(files['test']) == sample.N_PAIRED_TEST
+    assert len(files['train']) == 24 and len(files['test']) == sample.N_PAINT_TEST
     pairs = {phase: [halves(folder / phase / f) for f in names] for phase, names in files.items()}
     for phase, names in files.items():
         assert all(f.endswith('.png') for f in names)  # lossless: B is exactly the style of A
         for a, b in pairs[phase]:
             assert a.shape == b.shape == (32, 32, 3)
-            assert np.array_equal(b, sample.paint(a, **sample.PAIRED_STYLE))
+            assert np.array_equal(b, sample.paint(a))
     # held out: no test photo crop equals (or nearly equals) a training one
     train_a = np.stack([a for a, _ in pairs['train']]).astype(np.float32)
     for a, _ in pairs['test']:
@@ -169,18 +169,18 @@ def test_shortened_demo_end_to_end(tmp_path):
                           cwd=ROOT, env=env, timeout=600)
     out = proc.stdout + proc.stderr
     data = tmp_path / 'datasets' / PAIRED
-    assert len(os.listdir(data / 'train')) == sample.N_PAIRED_TRAIN
+    assert len(os.listdir(data / 'train')) == sample.N_PAINT_TRAIN
     runs = os.listdir(tmp_path / 'results')
     assert len(runs) == 1 and runs[0].startswith('demo_pix2pix_'), out
     results = tmp_path / 'results' / runs[0] / 'test_latest'
     assert (results / 'index.html').is_file() and (tmp_path / 'checkpoints' / runs[0] / 'latest_net_G.pth').is_file()
     images = sorted(os.listdir(results / 'images'))
-    assert len(images) == 3 * sample.N_PAIRED_TEST
+    assert len(images) == 3 * sample.N_PAINT_TEST
     assert read(results / 'images' / images[0]).shape == (64, 64, 3)
     # 16 images of training cannot learn the style: the table is printed and the run fails on the margin
     scores, n = demo_report.evaluate(str(results / 'images'), str(data / 'train'))
     text, ok = demo_report.report(scores, n)
-    assert text in out and n == sample.N_PAIRED_TEST
+    assert text in out and n == sample.N_PAINT_TEST
     assert proc.returncode == (0 if ok else 1), out
     # the same page with the mean training image as the model's output fails; with the targets it passes
     mean_b = np.round(demo_report.mean_target(str(data / 'train'), (64, 64)))

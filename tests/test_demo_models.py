@@ -75,6 +75,7 @@ def short(tmp_path, monkeypatch):
                        ('DEMO_MAX_IMAGES', '4')):
         monkeypatch.setenv(var, value)
     monkeypatch.setattr(sample, 'N_SHAPES', 48)
+    monkeypatch.setattr(sample, 'N_PAINT_TRAIN', 8)
 
     def run(model, capsys):
         page = demo_models.main([model])
@@ -102,7 +103,7 @@ def page_images(page, label):
 @pytest.mark.slow
 def test_cycle_gan_demo_figure(short, capsys):
     out, page, _ = short('cycle_gan', capsys)
-    fake, unchanged = figure(out, rf'8 held-out photos\): fake_B {NUMBER} dB, the photo unchanged {NUMBER} dB')
+    fake, unchanged = figure(out, rf'12 held-out photos\): fake_B {NUMBER} dB, the photo unchanged {NUMBER} dB')
     real, fakes = page_images(page, 'real_A'), page_images(page, 'fake_B')
     target = [sample.paint(np.uint8(a)) for a in real]  # the filter of the input itself, as the figure says
     assert fake == pytest.approx(np.mean([demo_report.psnr(f, t) for f, t in zip(fakes, target)]), abs=0.006)
