@@ -125,16 +125,17 @@ def edit_latents(g, w_plus, donor, classes, part):
 
 @torch.no_grad()
 def edit_locality(g, w_plus, donor, classes, part):
-    """Edit `classes` of each W+ with the donor's rows; returns (before, after, fraction) where before/after are
-    generator outputs (dicts) and fraction (B,) is the share of the summed absolute pixel change that lies in
-    the classes' region (their mask before or after the edit). Noise is fixed, so only the latents differ."""
+    """Edit `classes` of each W+ with the donor's rows; returns (before, after, fraction, area) where before/after
+    are generator outputs (dicts), fraction (B,) is the share of the summed absolute pixel change that lies in
+    the classes' region (their mask before or after the edit) and area (B,) that region's share of the image (what
+    the fraction would be if the change were spread evenly). Noise is fixed, so only the latents differ."""
     run = lambda w: g([w], input_is_latent=True, randomize_noise=False, return_all=True)  # noqa: E731
     before, after = run(w_plus), run(edit_latents(g, w_plus, donor, classes, part))
     change = (after['image'] - before['image']).abs().sum(1)
     cls = torch.tensor(classes, device=change.device)
     region = torch.isin(before['seg'].argmax(1), cls) | torch.isin(after['seg'].argmax(1), cls)
     fraction = (change * region).sum((1, 2)) / change.sum((1, 2)).clamp_min(1e-12)
-    return before, after, fraction
+    return before, after, fraction, region.float().mean((1, 2))
 
 
 # ----------------------------------------------------------------------------------------- the model
@@ -425,10 +426,11 @@ class SemanticModel(IterationRun, BaseModel):
         o, k = self.opt, g.seg_dim
         w_plus = w.unsqueeze(1).repeat(1, g.n_latent, 1)
         donor = (w_plus.roll(-1, 0) if donors is None else donors.unsqueeze(1).repeat(1, g.n_latent, 1))
-        fractions = []
+        fractions, areas = [], []
         for sl in self._batches(len(w)):
-            before, after, frac = edit_locality(g, w_plus[sl], donor[sl], classes, o.edit_part)
+            before, after, frac, area = edit_locality(g, w_plus[sl], donor[sl], classes, o.edit_part)
             fractions.append(frac)
+            areas.append(area)
             change = (after['image'] - before['image']).abs().sum(1, keepdim=True)
             change = change / change.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1) * 2 - 1
             for j, i in enumerate(range(sl.start, sl.stop)):
@@ -439,12 +441,12 @@ class SemanticModel(IterationRun, BaseModel):
                 names = self._save_row(page, f'{i:06d}', shown)
                 page.add_images(names, list(shown), names)
                 page.add_text(f'{100 * float(frac[j]):.1f}% of the change is inside the edited classes\' masks')
-        mean = float(torch.cat(fractions).mean())
+        mean, area = float(torch.cat(fractions).mean()), float(torch.cat(areas).mean())
         page.add_header(f'mean share of the change inside classes {classes} ({o.edit_part}, {o.edit_mode}): '
-                        f'{100 * mean:.1f}%')
+                        f'{100 * mean:.1f}% (their masks cover {100 * area:.1f}% of the image)')
         if o.is_main:
             print(f'edit {o.edit_part} of classes {classes}: {100 * mean:.1f}% of the pixel change is inside their '
-                  'masks')
+                  f'masks, which cover {100 * area:.1f}% of the image')
         return mean
 
     @staticmethod

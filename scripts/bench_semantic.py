@@ -97,9 +97,8 @@ def locality(g, n=64, seed=0, truncation=0.7):
     for k in range(1, g.seg_dim):
         out[k] = {}
         for part in ('shape', 'texture'):
-            before, after, frac = edit_locality(g, w_plus, w_plus.roll(-1, 0), [k], part)
-            region = (before['seg'].argmax(1) == k) | (after['seg'].argmax(1) == k)
-            out[k][part] = {'inside': float(frac.mean()), 'area': float(region.float().mean())}
+            _, _, frac, area = edit_locality(g, w_plus, w_plus.roll(-1, 0), [k], part)
+            out[k][part] = {'inside': float(frac.mean()), 'area': float(area.mean())}
     return out
 
 

@@ -155,19 +155,40 @@ def singan_model(d, gen):
     return model
 
 
-def tiny_stylegan2(d, data, name, iters):
-    """The tiny StyleGAN2 of the stylegan2 and gansketch demos (32 px shapes); returns its last checkpoint."""
-    d.run('train.py', '--model', 'stylegan2', '--dataroot', data, '--size', '32', '--z_dim', '64', '--n_mlp', '4',
-          '--channel_max', '32', '--batch', '16', '--iter', iters, '--r1', '0.05', '--path_regularize', '0',
-          '--mixing', '0', '--num_threads', '0', '--cache_images', '--print_freq', '100', '--display_freq', '250',
-          '--save_freq', '100000', '--n_sample', '36', name=name)
+def tiny_stylegan2(d, data, name, iters, save_freq=100000):
+    """The tiny StyleGAN2 of the stylegan2 and gansketch demos (32 px shapes; ADA's small-data settings: 2 mapping
+    layers, lr 0.0025, G_ema ramp-up); returns its last checkpoint."""
+    d.run('train.py', '--model', 'stylegan2', '--dataroot', data, '--size', '32', '--z_dim', '64', '--n_mlp', '2',
+          '--channel_max', '32', '--batch', '16', '--lr', '0.0025', '--iter', iters, '--r1', '0.05',
+          '--path_regularize', '0', '--mixing', '0', '--ema_rampup', '0.05', '--num_threads', '0', '--cache_images',
+          '--print_freq', '100', '--display_freq', '250', '--save_freq', save_freq, '--n_sample', '36', name=name)
     return os.path.join(d.checkpoints, name, f'{iters:06d}.pt')
 
 
+def shape_share(images):
+    """Percent of `images` ((N, 3, S, S) in [-1, 1]) that make_shapes_dataset.shape_fit reads as one flat circle
+    or square on a plain background."""
+    import make_shapes_dataset as shapes
+    uint8 = ((images + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return 100 * float(np.mean([shapes.shape_fit(im) is not None for im in uint8]))
+
+
 def demo_stylegan2(d):
-    data = d.data('sample_shapes', 32)
-    tiny_stylegan2(d, os.path.join(data, 'images'), d.name, d.knob('DEMO_ITERS', 1200))
-    d.run('generate.py', '--model', 'stylegan2', '--results_dir', d.results, '--samples', '36', '--truncation', '0.7')
+    """The figure: the share of G_ema's samples that are one clean shape, at each quarter of the run, next to
+    the training images' share."""
+    import sketch_distance
+    import torch
+    from data.base_dataset import load_image, to_tensor
+    from data.image_folder import make_dataset
+    data = os.path.join(d.data('sample_shapes', 32), 'images')
+    iters = d.knob('DEMO_ITERS', 1200)
+    last = tiny_stylegan2(d, data, d.name, iters, save_freq=max(1, iters // 4))
+    d.run('generate.py', '--model', 'stylegan2', '--results_dir', d.results, '--samples', '36')
+    steps = sorted(glob.glob(os.path.join(os.path.dirname(last), '[0-9]' * 6 + '.pt')))
+    shares = [f'{shape_share(sketch_distance.sample(p, 128)):.0f}% at {int(os.path.basename(p)[:6])}' for p in steps]
+    real = shape_share(torch.stack([to_tensor(load_image(p, 3)) for p in make_dataset(data)]))
+    figure(f'samples that are one clean circle or square on a plain background (of 128): {", ".join(shares)} '
+           f'iterations; the training images: {real:.0f}%')
     return os.path.join(d.results, d.name, 'index.html')
 
 

@@ -3,7 +3,7 @@
     python scripts/make_shapes_dataset.py --out datasets/shapes --n 2000 --size 32 \
         --sketch_dir datasets/shapes_sketch --n_sketches 4
 
-Images: one filled circle or square of a random colour on a random-colour background, at a random
+Images: one filled circle or square of one of 4 colours on one of 4 background colours, at a random
 position and size (the two colours differ enough that the outline is always visible). Sketches: the
 edge maps (models.photosketch.EdgeSketch, the `--sketch_net edges` extractor) of shapes in one fixed
 pose -- a large circle in the upper-left -- with a pixel of jitter, like PhotoSketch-made user sketches.
@@ -24,13 +24,18 @@ from util.util import mkdirs, save_image  # noqa: E402
 POSE = (0.34, 0.34, 0.26)
 
 
+BACKGROUNDS = ((240, 236, 220), (200, 225, 245), (225, 245, 210), (40, 40, 60))  # cream, sky, mint, navy
+FOREGROUNDS = ((220, 50, 40), (40, 90, 200), (250, 200, 40), (30, 150, 80))  # red, blue, yellow, green
+
+
 def _colours(rng):
-    """Background and shape colours whose luminances differ by at least 60 (of 255)."""
+    """A background and a shape colour from small palettes (a tiny StyleGAN2 learns the shapes in minutes, not
+    the colour space), whose luminances differ by at least 60 (of 255)."""
     lum = np.array([0.299, 0.587, 0.114])
     while True:
-        bg, fg = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        bg, fg = BACKGROUNDS[rng.integers(len(BACKGROUNDS))], FOREGROUNDS[rng.integers(len(FOREGROUNDS))]
         if abs(lum @ bg - lum @ fg) >= 60:
-            return [int(v) for v in bg], [int(v) for v in fg]
+            return list(bg), list(fg)
 
 
 def draw(size, kind, cx, cy, r, bg, fg, aa=4):
@@ -65,6 +70,37 @@ def sketches_of_pose(rng, size, n):
     with torch.no_grad():
         sk = EdgeSketch()(x)
     return [((s[0].numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8) for s in sk]
+
+
+def shape_fit(img, contrast=40, residual=0.15, iou=0.8):
+    """The inverse of draw: (kind, cx, cy, r) of the one flat circle or square on a plain background that `img`
+    (HxWx3 uint8) shows, else None. Two colours are fitted by 2-means started from the border's colour (the
+    background); their gap must be >= `contrast` and the fit's RMSE <= `residual` x gap (anti-aliased edges
+    pass, texture does not); the foreground must be one blob that a circle or a square of its own area and
+    centre matches with IoU >= `iou`. Every image of this dataset passes; noise and blurred noise do not."""
+    h, w = img.shape[:2]
+    x = img.reshape(-1, 3).astype(np.float64)
+    bg = np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]), 0)
+    centres = np.stack([bg, x[((x - bg) ** 2).sum(1).argmax()]])
+    for _ in range(8):
+        label = ((x[:, None] - centres[None]) ** 2).sum(2).argmin(1)
+        centres = np.stack([x[label == k].mean(0) if (label == k).any() else centres[k] for k in (0, 1)])
+    gap = np.abs(centres[0] - centres[1]).max()
+    if gap < contrast or np.sqrt(((x - centres[label]) ** 2).mean()) > residual * gap:
+        return None
+    fg = (label == 1).reshape(h, w)
+    area = fg.sum()
+    if cv2.connectedComponents(fg.astype(np.uint8))[0] != 2 or not 0.02 < area / (h * w) < 0.4:
+        return None  # not one blob, or one of another size than the dataset draws
+    ys, xs = np.nonzero(fg)
+    cx, cy = xs.mean(), ys.mean()
+    yy, xx = np.mgrid[:h, :w]
+    r = np.sqrt(area / np.pi)
+    masks = {'circle': (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r,
+             'square': np.maximum(abs(xx - cx), abs(yy - cy)) <= np.sqrt(area) / 2}
+    match = {k: (m & fg).sum() / (m | fg).sum() for k, m in masks.items()}
+    kind = max(match, key=match.get)
+    return (kind, cx + 0.5, cy + 0.5, r) if match[kind] >= iou else None
 
 
 def main(argv=None):

@@ -136,8 +136,34 @@ def test_singan_demo(short, capsys):
 @pytest.mark.slow
 def test_stylegan2_demo(short, capsys):
     out, page, root = short('stylegan2', capsys)
+    line, = [s for s in out.splitlines() if s.startswith('demo figure: ')]
+    shares = re.findall(r'(\d+)% at (\d+)', line)
+    assert [int(i) for _, i in shares] == [1, 2] and all(0 <= int(p) <= 100 for p, _ in shares)
+    assert line.endswith('the training images: 100%')
     assert glob.glob(os.path.join(root, 'checkpoints', 'demo_stylegan2_*', '000002.pt'))
     assert glob.glob(os.path.join(os.path.dirname(page), '*.png'))
+
+
+def test_shape_fit_reads_the_shapes_back():
+    import make_shapes_dataset as shapes
+    rng = np.random.default_rng(5)
+    kinds = 0
+    for _ in range(200):
+        kind, cx, cy, r = shapes.random_shape(rng, 32)
+        fit = shapes.shape_fit(shapes.draw(32, kind, cx, cy, r, *shapes._colours(rng)))
+        assert fit is not None  # every image of the dataset
+        assert abs(fit[1] - cx) < 0.8 and abs(fit[2] - cy) < 0.8 and abs(fit[3] - r) < 1.0
+        kinds += fit[0] == kind
+    assert kinds >= 190  # a square 7 px wide can read as a circle (195 of 200 here)
+    noise = rng.integers(0, 256, (20, 32, 32, 3)).astype(np.uint8)
+    assert not any(shapes.shape_fit(n) for n in noise)
+    assert not any(shapes.shape_fit(cv2.GaussianBlur(n, (9, 9), 3)) for n in noise)
+    bg, fg = shapes._colours(rng)
+    two = shapes.draw(32, 'circle', 8, 8, 5, bg, fg)
+    two[16:, 16:] = shapes.draw(32, 'circle', 8, 8, 5, bg, fg)[:16, :16]  # two blobs
+    assert shapes.shape_fit(two) is None
+    flat = np.full((32, 32, 3), 128, np.uint8)
+    assert shapes.shape_fit(flat) is None
 
 
 @pytest.mark.slow
@@ -152,7 +178,9 @@ def test_gansketch_demo(short, capsys):
 @pytest.mark.slow
 def test_semantic_demo_is_tiny(short, capsys):
     out, page, root = short('semantic', capsys)
-    assert re.search(r'edit texture of classes \[1\]: \d+\.\d% of the pixel change is inside their masks', out)
+    inside, area = map(float, re.search(r'edit texture of classes \[1\]: (\d+\.\d)% of the pixel change is inside '
+                                        r'their masks, which cover (\d+\.\d)% of the image', out).groups())
+    assert 0 <= inside <= 100 and 0 <= area <= 100
     ckpt_path, = glob.glob(os.path.join(root, 'checkpoints', 'demo_semantic_*', '000002.pt'))
     ckpt = load_checkpoint(ckpt_path, safe_globals=(argparse.Namespace,))
     assert ckpt['args'].d_channel_max == 32 and ckpt['args'].channel_max == 32

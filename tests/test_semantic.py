@@ -381,12 +381,13 @@ def test_bad_label_stops_training_with_one_line(tmp_path):
 def test_edit_locality_measures_the_share_inside_the_mask():
     g = tiny_g()
     w = g.style(torch.randn(4, 8)).unsqueeze(1).repeat(1, g.n_latent, 1)
-    before, after, frac = edit_locality(g, w, w.roll(-1, 0), [1], 'texture')
+    before, after, frac, area = edit_locality(g, w, w.roll(-1, 0), [1], 'texture')
     change = (after['image'] - before['image']).abs().sum(1)
     region = (before['seg'].argmax(1) == 1) | (after['seg'].argmax(1) == 1)
     assert torch.allclose(frac, (change * region).sum((1, 2)) / change.sum((1, 2)))
+    assert torch.allclose(area, region.float().mean((1, 2)))
     assert ((0 <= frac) & (frac <= 1)).all()
-    _, _, same = edit_locality(g, w, w, [1], 'both')  # nothing changes: no share, no division by zero
+    _, _, same, _ = edit_locality(g, w, w, [1], 'both')  # nothing changes: no share, no division by zero
     assert (same == 0).all()
 
 
