@@ -165,12 +165,14 @@ def tiny_stylegan2(d, data, name, iters, save_freq=100000):
     return os.path.join(d.checkpoints, name, f'{iters:06d}.pt')
 
 
-def shape_share(images):
+def shape_share(images, pose=False):
     """Percent of `images` ((N, 3, S, S) in [-1, 1]) that make_shapes_dataset.shape_fit reads as one flat circle
-    or square on a plain background."""
+    or square on a plain background (`pose`: a circle in the sketches' pose)."""
     import make_shapes_dataset as shapes
     uint8 = ((images + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    return 100 * float(np.mean([shapes.shape_fit(im) is not None for im in uint8]))
+    fits = [shapes.shape_fit(im) for im in uint8]
+    return 100 * float(np.mean([shapes.in_pose(f, im.shape[0]) if pose else f is not None
+                                for f, im in zip(fits, uint8)]))
 
 
 def demo_stylegan2(d):
@@ -194,7 +196,8 @@ def demo_stylegan2(d):
 
 def demo_gansketch(d):
     """Pretrain the tiny StyleGAN2 on shapes, then fine-tune it towards 4 edge sketches of one pose (a large circle
-    upper left); the figure is sketch_distance.py's chamfer distance of the samples' edges to the sketches."""
+    upper left). The figure, before and after: the share of samples that are a circle in that pose, and
+    sketch_distance.py's chamfer distance of the samples' edges to the closest sketch."""
     import sketch_distance
     data = d.data('sample_shapes', 32)
     images, sketches = os.path.join(data, 'images'), os.path.join(data, 'sketches')
@@ -206,10 +209,13 @@ def demo_gansketch(d):
           '--display_freq', '100', '--print_freq', '100')
     tuned = os.path.join(d.checkpoints, d.name, f'{iters}_net_G.pth')
     d.run('generate.py', '--model', 'gansketch', '--ckpt', tuned, '--results_dir', d.results, '--samples', '16')
-    score = {k: sketch_distance.main(['--ckpt', path, '--sketches', sketches, '--n', '64'])
-             for k, path in (('before', pre), ('after', tuned))}
-    figure(f'chamfer distance of the samples\' edges to the closest sketch (pixels, lower = closer): pretrained '
-           f'{score["before"]["chamfer"]:.2f}, fine-tuned {score["after"]["chamfer"]:.2f}')
+    score = {}
+    for k, path in (('before', pre), ('after', tuned)):
+        pose = shape_share(sketch_distance.sample(path, 128), pose=True)
+        chamfer = sketch_distance.main(['--ckpt', path, '--sketches', sketches, '--n', '64'])['chamfer']
+        score[k] = f'{pose:.0f}% / {chamfer:.2f}'
+    figure(f'samples that are a circle in the sketched pose (of 128) / chamfer distance of their edges to the '
+           f'closest sketch (pixels, lower = closer): pretrained {score["before"]}, fine-tuned {score["after"]}')
     return os.path.join(d.results, d.name, 'index.html')
 
 

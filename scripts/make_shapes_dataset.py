@@ -103,6 +103,12 @@ def shape_fit(img, contrast=40, residual=0.15, iou=0.8):
     return (kind, cx + 0.5, cy + 0.5, r) if match[kind] >= iou else None
 
 
+def in_pose(fit, size, tol=0.1):
+    """Whether a shape_fit result is the sketches' pose: a circle within `tol` x size of POSE's centre and radius."""
+    return fit is not None and fit[0] == 'circle' and all(abs(v - p * size) <= tol * size
+                                                          for v, p in zip(fit[1:], POSE))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', required=True, help='folder for the images')

@@ -169,8 +169,8 @@ def test_shape_fit_reads_the_shapes_back():
 @pytest.mark.slow
 def test_gansketch_demo(short, capsys):
     out, page, root = short('gansketch', capsys)
-    before, after = figure(out, rf'pretrained {NUMBER}, fine-tuned {NUMBER}')
-    assert before > 0 and after > 0
+    pose_before, before, pose_after, after = figure(out, r'pretrained (\d+)% / ' + NUMBER + r', fine-tuned (\d+)% / ' + NUMBER)
+    assert before > 0 and after > 0 and 0 <= pose_before <= 100 and 0 <= pose_after <= 100
     assert glob.glob(os.path.join(root, 'checkpoints', 'demo_gansketch_*_pretrain', '000002.pt'))
     assert glob.glob(os.path.join(root, 'checkpoints', 'demo_gansketch_*[0-9]', '2_net_G.pth'))
 
