@@ -8,8 +8,10 @@ shows whether the model learned something. Every command is printed as a user wo
 ...`), so the settings can be copied and grown. `nada` needs released weights (StyleGAN2 FFHQ and CLIP); without
 them it names the missing files and the command that fetches them.
 
-Environment: DEMO_ROOT (folder for datasets/, checkpoints/, results/; default .); for a shortened run (tests):
-DEMO_EPOCHS (epochs of cycle_gan/colorization), DEMO_ITERS (iterations; SinGAN: per scale), DEMO_MAX_IMAGES.
+Environment: DEMO_ROOT (folder for datasets/, checkpoints/, results/; default .); for a shorter or longer run:
+DEMO_EPOCHS (epochs of cycle_gan/colorization), DEMO_ITERS (iterations; SinGAN: per scale), DEMO_MAX_IMAGES,
+DEMO_PRETRAIN_ITERS (gansketch's StyleGAN2 pretraining; default DEMO_ITERS). GAN Sketching as it is meant to run,
+from a trained generator (about 1.5 h on one core): DEMO_PRETRAIN_ITERS=8000 DEMO_ITERS=3000.
 """
 import argparse
 import glob
@@ -201,8 +203,8 @@ def demo_gansketch(d):
     import sketch_distance
     data = d.data('sample_shapes', 32)
     images, sketches = os.path.join(data, 'images'), os.path.join(data, 'sketches')
-    pre = tiny_stylegan2(d, images, d.name + '_pretrain', d.knob('DEMO_ITERS', 600))
     iters = d.knob('DEMO_ITERS', 600)
+    pre = tiny_stylegan2(d, images, d.name + '_pretrain', d.knob('DEMO_PRETRAIN_ITERS', iters))
     d.run('train.py', '--model', 'gansketch', '--dataroot_sketch', sketches, '--g_pretrained', pre,
           '--d_pretrained', pre, '--sketch_net', 'edges', '--l_image', '0.7', '--dataroot_image', images,
           '--diffaug_policy', 'translation', '--max_iter', iters + 1, '--lr', '0.02', '--save_freq', iters,

@@ -167,11 +167,12 @@ def test_shape_fit_reads_the_shapes_back():
 
 
 @pytest.mark.slow
-def test_gansketch_demo(short, capsys):
+def test_gansketch_demo(short, capsys, monkeypatch):
+    monkeypatch.setenv('DEMO_PRETRAIN_ITERS', '3')  # the pretraining's own length
     out, page, root = short('gansketch', capsys)
-    pose_before, before, pose_after, after = figure(out, r'pretrained (\d+)% / ' + NUMBER + r', fine-tuned (\d+)% / ' + NUMBER)
+    pose_before, before, pose_after, after = figure(out, rf'pretrained (\d+)% / {NUMBER}, fine-tuned (\d+)% / {NUMBER}')
     assert before > 0 and after > 0 and 0 <= pose_before <= 100 and 0 <= pose_after <= 100
-    assert glob.glob(os.path.join(root, 'checkpoints', 'demo_gansketch_*_pretrain', '000002.pt'))
+    assert glob.glob(os.path.join(root, 'checkpoints', 'demo_gansketch_*_pretrain', '000003.pt'))
     assert glob.glob(os.path.join(root, 'checkpoints', 'demo_gansketch_*[0-9]', '2_net_G.pth'))
 
 

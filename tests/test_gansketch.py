@@ -217,18 +217,6 @@ def test_sketch_distance_metrics():
     assert near['diversity'] == 0
 
 
-@pytest.mark.slow
-def test_shapes_demo_pipeline(tmp_path):
-    """The end-to-end demo (shapes -> StyleGAN2 -> GAN Sketching -> distances) at a toy budget; the full run's
-    figures (the fine-tuned samples' edge maps moving towards the sketches) come from its default settings."""
-    result = _script('gansketch_shapes_demo').main(['--workdir', str(tmp_path), '--size', '16', '--n_images', '8',
-                                                    '--pretrain_iters', '2', '--finetune_iters', '2',
-                                                    '--channel_max', '8', '--n_eval', '8'])
-    assert set(result) == {'before', 'after'} and (tmp_path / 'result.json').is_file()
-    assert set(result['after']) == {'chamfer', 'l1', 'diversity', 'edge_spread'}
-    assert len(os.listdir(tmp_path / 'sketches')) == 4
-
-
 def test_amp_trains_close_to_float32(setup_dirs):
     """--amp runs the D and G passes in bf16: the mapping network moves nearly as in float32, much closer to it
     than a float32 run of another seed."""
