@@ -98,7 +98,7 @@ def end_step(model):
     """A StyleGAN2 step's last act: G_ema follows G, and the iteration counts."""
     o = model.opt
     accumulate(model.netG_ema, model.netG,
-               ema_decay(model.iteration, o.batch_size * o.world_size, getattr(o, 'ema_rampup', None)))
+               ema_decay(model.iteration, o.batch_size * o.world_size, o.ema_rampup))
     model.iteration += 1
 
 

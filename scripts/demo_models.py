@@ -85,6 +85,14 @@ def result_images(folder, *keys):
 
 
 # ---------------------------------------------------------------------------------------------- the demos
+def translation_schedule(d, epochs):
+    """cycle_gan's and colorization's training: batch 4 at lr 5e-4, `epochs` + `epochs` decaying (DEMO_EPOCHS),
+    no saves or pages in between."""
+    return ['--batch_size', '4', '--lr', '0.0005', '--n_epochs', d.knob('DEMO_EPOCHS', epochs), '--n_epochs_decay',
+            d.knob('DEMO_EPOCHS', epochs), '--max_dataset_size', d.knob('DEMO_MAX_IMAGES', 1000), '--num_threads',
+            '0', '--print_freq', '400', '--display_freq', '400', '--save_epoch_freq', '1000']
+
+
 def demo_cycle_gan(d):
     """Unpaired photos and paintings (the painting filter applied to other crops); the figure compares fake_B with
     that filter applied to its own input, which the model never saw. A U-Net G passes the photo's detail through
@@ -93,10 +101,7 @@ def demo_cycle_gan(d):
     data = d.data('sample_photo2painting', 128)
     net = ['--model', 'cycle_gan', '--netG', 'unet_128', '--ngf', '16', '--ndf', '16', '--load_size', '128',
            '--crop_size', '128']
-    d.run('train.py', '--dataroot', data, *net, '--batch_size', '4', '--lr', '0.0005', '--pool_size', '20',
-          '--n_epochs', d.knob('DEMO_EPOCHS', 3), '--n_epochs_decay', d.knob('DEMO_EPOCHS', 3),
-          '--max_dataset_size', d.knob('DEMO_MAX_IMAGES', 1000), '--num_threads', '0', '--print_freq', '400',
-          '--display_freq', '400', '--save_epoch_freq', '1000')
+    d.run('train.py', '--dataroot', data, *net, '--pool_size', '20', *translation_schedule(d, 3))
     d.run('test.py', '--dataroot', data, *net, '--results_dir', d.results, '--eval')
     images = result_images(os.path.join(d.results, d.name, 'test_latest', 'images'), 'real_A', 'fake_B')
     target = [sample.paint(np.uint8(a)).astype(np.float64) for a, _ in images]
@@ -114,10 +119,7 @@ def demo_colorization(d):
     # YCrCb: its L1 on RGB too keeps the colours sober (Lab scored below the gray image here)
     net = ['--model', 'colorization', '--color_space', 'ycrcb', '--netG', 'resnet_6blocks', '--ngf', '16',
            '--ndf', '16', '--load_size', '64']
-    d.run('train.py', '--dataroot', data, *net, '--crop_size', '48', '--lr', '0.0005', '--batch_size', '4',
-          '--n_epochs', d.knob('DEMO_EPOCHS', 60), '--n_epochs_decay', d.knob('DEMO_EPOCHS', 60),
-          '--max_dataset_size', d.knob('DEMO_MAX_IMAGES', 1000), '--num_threads', '0', '--print_freq', '400',
-          '--display_freq', '400', '--save_epoch_freq', '1000')
+    d.run('train.py', '--dataroot', data, *net, '--crop_size', '48', *translation_schedule(d, 60))
     d.run('test.py', '--dataroot', data, *net, '--crop_size', '64', '--results_dir', d.results, '--eval')
     images = result_images(os.path.join(d.results, d.name, 'test_latest', 'images'), 'real_B_rgb', 'fake_B_rgb')
     gray = [np.clip(color.lab2rgb(color.rgb2lab(t / 255) * [1, 0, 0]), 0, 1) * 255 for t, _ in images]  # a=b=0
@@ -167,30 +169,33 @@ def tiny_stylegan2(d, data, name, iters, save_freq=100000):
     return os.path.join(d.checkpoints, name, f'{iters:06d}.pt')
 
 
+def samples(ckpt, n=128):
+    """n samples (seed 0) of a generator file as HxWx3 uint8 arrays."""
+    import sketch_distance
+    from models.stylegan2_io import to_uint8
+    return [to_uint8(x) for x in sketch_distance.sample(ckpt, n)]
+
+
 def shape_share(images, pose=False):
-    """Percent of `images` ((N, 3, S, S) in [-1, 1]) that make_shapes_dataset.shape_fit reads as one flat circle
-    or square on a plain background (`pose`: a circle in the sketches' pose)."""
+    """Percent of `images` (HxWx3 uint8) that make_shapes_dataset.shape_fit reads as one flat circle or square on
+    a plain background (`pose`: a circle in the sketches' pose)."""
     import make_shapes_dataset as shapes
-    uint8 = ((images + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8)
-    fits = [shapes.shape_fit(im) for im in uint8]
-    return 100 * float(np.mean([shapes.in_pose(f, im.shape[0]) if pose else f is not None
-                                for f, im in zip(fits, uint8)]))
+    fits = [shapes.shape_fit(im) for im in images]
+    return 100 * float(np.mean([shapes.in_pose(f, images[0].shape[0]) if pose else f is not None for f in fits]))
 
 
 def demo_stylegan2(d):
     """The figure: the share of G_ema's samples that are one clean shape, at each quarter of the run, next to
     the training images' share."""
-    import sketch_distance
-    import torch
-    from data.base_dataset import load_image, to_tensor
+    from data.base_dataset import load_image
     from data.image_folder import make_dataset
     data = os.path.join(d.data('sample_shapes', 32), 'images')
     iters = d.knob('DEMO_ITERS', 1200)
     last = tiny_stylegan2(d, data, d.name, iters, save_freq=max(1, iters // 4))
     d.run('generate.py', '--model', 'stylegan2', '--results_dir', d.results, '--samples', '36')
     steps = sorted(glob.glob(os.path.join(os.path.dirname(last), '[0-9]' * 6 + '.pt')))
-    shares = [f'{shape_share(sketch_distance.sample(p, 128)):.0f}% at {int(os.path.basename(p)[:6])}' for p in steps]
-    real = shape_share(torch.stack([to_tensor(load_image(p, 3)) for p in make_dataset(data)]))
+    shares = [f'{shape_share(samples(p)):.0f}% at {int(os.path.basename(p)[:6])}' for p in steps]
+    real = shape_share([load_image(p) for p in make_dataset(data)])
     figure(f'samples that are one clean circle or square on a plain background (of 128): {", ".join(shares)} '
            f'iterations; the training images: {real:.0f}%')
     return os.path.join(d.results, d.name, 'index.html')
@@ -213,7 +218,7 @@ def demo_gansketch(d):
     d.run('generate.py', '--model', 'gansketch', '--ckpt', tuned, '--results_dir', d.results, '--samples', '16')
     score = {}
     for k, path in (('before', pre), ('after', tuned)):
-        pose = shape_share(sketch_distance.sample(path, 128), pose=True)
+        pose = shape_share(samples(path), pose=True)
         chamfer = sketch_distance.main(['--ckpt', path, '--sketches', sketches, '--n', '64'])['chamfer']
         score[k] = f'{pose:.0f}% / {chamfer:.2f}'
     figure(f'samples that are a circle in the sketched pose (of 128) / chamfer distance of their edges to the '
