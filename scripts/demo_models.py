@@ -244,11 +244,12 @@ def demo_semantic(d):
 
 def demo_nada(d):
     """StyleGAN-NADA photo -> sketch from the released FFHQ generator and CLIP ViT-B/32, a few iterations."""
-    from models import clip_tokenizer
+    from models import clip, clip_tokenizer
     ffhq = os.path.join(d.root, 'pretrained', 'stylegan2-ffhq-config-f.pt')
-    clip_dir = os.path.expanduser(os.path.join('~', '.cache', 'clip'))
-    need = [ffhq, os.path.join(clip_dir, 'ViT-B-32.pt'), os.path.join(clip_dir, clip_tokenizer.VOCAB_FILENAME)]
-    missing = [f for f in need if not os.path.isfile(f)]
+    clip_dir = os.path.expanduser(clip.DEFAULT_CLIP_DIR)
+    vocab = clip_tokenizer.bpe_vocab_candidates(clip_dir=clip_dir)  # where training looks, as nada's check_files
+    missing = [f for f in (ffhq, clip.clip_file('ViT-B/32', clip_dir)[0]) if not os.path.isfile(f)]
+    missing += [] if any(os.path.isfile(f) for f in vocab) else vocab[:1]
     if missing:
         raise UsageError(f'the nada demo needs released weights: {", ".join(missing)} missing; fetch them with '
                          'bash scripts/download_weights.sh nada')
